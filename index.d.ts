@@ -1,0 +1,143 @@
+// Typings of @hyvve/event-publisher. The event type list and payload interfaces come from
+// lib/event-types.d.ts (generated from the platform's data by scripts/gen-event-types.js).
+import type { EventTypes as EventTypesMap, EventType, PayloadOf } from './lib/event-types';
+export type { EventType, PayloadOf, EventPayloadMap } from './lib/event-types';
+export * from './lib/event-payloads';
+
+/** The platform's event types by constant name (all 71). */
+export declare const EventTypes: EventTypesMap;
+
+/** Who publishes, for whom. */
+export interface PublishContext {
+  /** The tenant (workspace) the event belongs to. Required, non-empty. */
+  tenantId: string;
+  /** The acting user, or `'system'`. Required, non-empty. */
+  userId: string;
+  /** Ties related events together; a fresh CUID2 when missing or empty. */
+  correlationId?: string;
+  /** The publishing module; the publisher's `source` option (default `'platform'`) when missing or empty. */
+  source?: string;
+  /** A caller-chosen event id (URL-safe, at most 128 chars). Retrying a publish with the same id never duplicates the event. */
+  eventId?: string;
+}
+
+/** One event of a batch. */
+export interface BatchEvent<T extends string = string> {
+  type: T;
+  data: PayloadOf<T>;
+  context: PublishContext;
+}
+
+/** A structured log record. */
+export interface LogEntry {
+  level: 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** ISO 8601 time of the record. */
+  time: string;
+  msg: string;
+  eventId?: string;
+  type?: string;
+  correlationId?: string;
+  tenantId?: string;
+  streamId?: string;
+  /** Number of events (batch records). */
+  count?: number;
+  /** Event ids of a batch, in input order. */
+  eventIds?: string[];
+  /** Error code (failure records). */
+  code?: string;
+  /** Error message with its cause (failure records). */
+  error?: string;
+}
+
+/** Log levels, from silent to verbose. */
+export type LogLevel = 'off' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/** Options of {@link EventPublisher.connect}. Every field is optional. */
+export interface PublisherOptions {
+  /** `redis://` or `rediss://` URL. Default: `REDIS_URL`, else `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`, else `redis://127.0.0.1:6379`. */
+  redisUrl?: string;
+  /** PEM file of a CA to trust for `rediss://` (self-signed servers). */
+  redisCaFile?: string;
+  /** Postgres URL; Prisma's `pgbouncer`, `schema`, `connection_limit` and `sslmode` parameters are understood. Default: `DATABASE_URL`. */
+  databaseUrl?: string;
+  /** Stream key. Default `'hyvve:events:main'`. */
+  stream?: string;
+  /** Trimming on every write: by age (default 30 days, `MINID ~`) or by length (`MAXLEN ~`). */
+  retention?: { maxAgeMs?: number; maxLen?: number };
+  /** Default `source`. Default `'platform'`. */
+  source?: string;
+  /** Metadata table, optionally `schema.table`. Default `'event_metadata'`. */
+  metadataTable?: string;
+  /** Largest accepted `JSON.stringify(data)` in bytes. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** Every publish settles within this many ms. Default 5000. */
+  timeoutMs?: number;
+  /** How long a caller-supplied `eventId` is remembered for deduplication, in ms. Default 600000 (10 minutes). */
+  dedupWindowMs?: number;
+  /** Most events waiting to be written; beyond it publishes reject with `ERR_OVERLOADED`. Default 10000. */
+  maxInFlight?: number;
+  /** Consecutive infrastructure failures that open the circuit breaker; 0 disables it. Default 5. */
+  circuitThreshold?: number;
+  /** How long an open circuit rejects before one trial publish, in ms. Default 1000. */
+  circuitCooldownMs?: number;
+  /** Receives structured log records instead of stderr. Errors it throws are ignored. */
+  logger?: (entry: LogEntry) => void;
+  /** Default: env `EVENT_PUBLISHER_LOG`, else `'info'`. */
+  logLevel?: LogLevel;
+}
+
+/** What {@link EventPublisher.health} reports. */
+export interface Health {
+  redis: boolean;
+  database: boolean;
+  circuit: 'closed' | 'open' | 'half-open';
+}
+
+/** What {@link EventPublisher.reconcile} did. */
+export interface ReconcileResult {
+  /** Rows found PENDING with stream_id '0-0' older than the cut-off. */
+  examined: number;
+  /** Rows whose entry was found in the stream: their stream_id was set. */
+  repaired: number;
+  /** Rows with no entry: marked FAILED with last_error 'never published'. */
+  failed: number;
+}
+
+/** Stable error codes. */
+export type ErrorCode =
+  | 'ERR_INVALID_EVENT'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  | 'ERR_REDIS'
+  | 'ERR_DATABASE'
+  | 'ERR_TIMEOUT'
+  | 'ERR_CLOSED'
+  | 'ERR_CONFIG'
+  | 'ERR_CIRCUIT_OPEN'
+  | 'ERR_OVERLOADED'
+  | 'ERR_EVENT_ID_CONFLICT';
+
+/** Every rejection of this package is one of these. */
+export declare class EventPublisherError extends Error {
+  /** Stable code to branch on. */
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string);
+}
+
+/** Publishes events to the Redis stream and the event_metadata table. */
+export declare class EventPublisher {
+  private constructor();
+  /** Connects to both stores and verifies them, or rejects with a clear `EventPublisherError`. */
+  static connect(options?: PublisherOptions): Promise<EventPublisher>;
+  /** Creates the `event_metadata` table (Prisma's DDL) if it does not exist. Resolves to whether it created it. */
+  static migrate(options?: Pick<PublisherOptions, 'databaseUrl' | 'timeoutMs'>): Promise<boolean>;
+  /** Publishes one event; resolves to its event id once the row and the entry are both written. */
+  publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): Promise<string>;
+  /** Publishes events atomically (all or none); resolves to their ids in input order. */
+  publishBatch(events: ReadonlyArray<BatchEvent>): Promise<string[]>;
+  /** Whether each store answers now, and the circuit breaker's state. */
+  health(): Promise<Health>;
+  /** Settles rows left PENDING with stream_id '0-0' by a crashed process (see README). */
+  reconcile(options?: { olderThanMs?: number }): Promise<ReconcileResult>;
+  /** Waits for in-flight publishes, then closes connections. Later calls reject with `ERR_CLOSED`. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,237 @@
+'use strict';
+// The package's JavaScript face: argument checks, JSON.stringify of payloads (so `data` is
+// byte-identical to what the platform's TypeScript publisher wrote), and one conversion of native
+// errors into EventPublisherError. The publishing itself happens in the native addon.
+
+const { NativePublisher } = require('./binding.js');
+const { EventTypes } = require('./lib/event-types.js');
+
+/** Every rejection of this package: `code` is stable, `message` names the cause. */
+class EventPublisherError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'EventPublisherError';
+    this.code = code;
+    /** True when the outcome is unknown (a timeout, a connection lost mid-command): retry with the same eventId. */
+    this.outcomeUnknown = false;
+  }
+}
+
+// Native errors carry their code as a message prefix: "ERR_X: text", or "?ERR_X: text" when the
+// outcome is unknown. See src/binding.rs (to_napi).
+const NATIVE_ERROR = /^(\??)(ERR_[A-Z_]+): ([\s\S]*)$/;
+
+function fromNative(err) {
+  if (err instanceof EventPublisherError) return err;
+  const m = err && typeof err.message === 'string' ? NATIVE_ERROR.exec(err.message) : null;
+  if (!m) return new EventPublisherError('ERR_INTERNAL', String(err && err.message ? err.message : err), { cause: err });
+  const e = new EventPublisherError(m[2], m[3]);
+  e.outcomeUnknown = m[1] === '?';
+  return e;
+}
+
+function rethrow(err) {
+  throw fromNative(err);
+}
+
+function invalid(message, cause) {
+  return new EventPublisherError('ERR_INVALID_EVENT', message, cause ? { cause } : undefined);
+}
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+/** `JSON.stringify(data)` for a plain object payload, or ERR_INVALID_EVENT naming the field. */
+function serializeData(data, field) {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw invalid(`${field} must be an object, got ${describe(data)}`);
+  }
+  let json;
+  try {
+    json = JSON.stringify(data);
+  } catch (e) {
+    // BigInt, cycles, a throwing toJSON or getter.
+    throw invalid(`${field} cannot be serialized with JSON.stringify: ${e && e.message}`, e);
+  }
+  if (typeof json !== 'string' || json.charCodeAt(0) !== 123 /* { */) {
+    throw invalid(`${field} must serialize to a JSON object (its toJSON returned ${json === undefined ? 'undefined' : 'a non-object'})`);
+  }
+  return json;
+}
+
+function optionalString(ctx, key, field) {
+  const v = ctx[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalid(`${field}.${key} must be a string, got ${describe(v)}`);
+  return v;
+}
+
+function requiredString(ctx, key, field) {
+  const v = ctx[key];
+  if (typeof v !== 'string' || v.length === 0) {
+    throw invalid(`${field}.${key} must be a non-empty string, got ${typeof v === 'string' ? 'an empty string' : describe(v)}`);
+  }
+  return v;
+}
+
+/** Checks one event and returns the native call's arguments. */
+function nativeEvent(type, data, context, prefix) {
+  if (typeof type !== 'string') throw invalid(`${prefix}type must be a string, got ${describe(type)}`);
+  const json = serializeData(data, `${prefix}data`);
+  const field = `${prefix}context`;
+  if (context === null || typeof context !== 'object') {
+    throw invalid(`${field} must be an object with tenantId and userId, got ${describe(context)}`);
+  }
+  return {
+    type,
+    data: json,
+    tenantId: requiredString(context, 'tenantId', field),
+    userId: requiredString(context, 'userId', field),
+    correlationId: optionalString(context, 'correlationId', field),
+    source: optionalString(context, 'source', field),
+    eventId: optionalString(context, 'eventId', field),
+  };
+}
+
+const OPTION_KEYS = new Set([
+  'redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'retention', 'source', 'metadataTable',
+  'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold',
+  'circuitCooldownMs', 'logger', 'logLevel',
+]);
+
+function configError(message) {
+  return new EventPublisherError('ERR_CONFIG', message);
+}
+
+/** PublisherOptions → the native options object (flat), checking types so that mistakes say which option. */
+function nativeOptions(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object') throw configError(`options must be an object, got ${describe(options)}`);
+  const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.has(k));
+  if (unknown.length) throw configError(`unknown option${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  const out = {};
+  const str = (k) => {
+    const v = options[k];
+    if (v === undefined || v === null) return;
+    if (typeof v !== 'string') throw configError(`${k} must be a string, got ${describe(v)}`);
+    out[k] = v;
+  };
+  const num = (k, from = options, name = k, to = k) => {
+    const v = from[k];
+    if (v === undefined || v === null) return;
+    if (typeof v !== 'number') throw configError(`${name} must be a number, got ${describe(v)}`);
+    out[to] = v;
+  };
+  ['redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'source', 'metadataTable', 'logLevel'].forEach(str);
+  ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold', 'circuitCooldownMs'].forEach((k) => num(k));
+  const r = options.retention;
+  if (r !== undefined && r !== null) {
+    if (typeof r !== 'object') throw configError(`retention must be an object, got ${describe(r)}`);
+    num('maxAgeMs', r, 'retention.maxAgeMs', 'retentionMaxAgeMs');
+    num('maxLen', r, 'retention.maxLen', 'retentionMaxLen');
+  }
+  if (options.logger !== undefined && options.logger !== null && typeof options.logger !== 'function') {
+    throw configError(`logger must be a function, got ${describe(options.logger)}`);
+  }
+  return out;
+}
+
+/** A logger that can never throw into the addon. */
+function safeLogger(logger) {
+  if (typeof logger !== 'function') return undefined;
+  return (entry) => {
+    try {
+      logger(entry);
+    } catch {
+      // A broken logger must not break publishing.
+    }
+  };
+}
+
+/** Publishes events to the Redis stream and the event_metadata table. */
+class EventPublisher {
+  #native;
+
+  /** @private Use EventPublisher.connect(). */
+  constructor(native) {
+    if (!(native instanceof NativePublisher)) {
+      throw new TypeError('use EventPublisher.connect(options) to create a publisher');
+    }
+    this.#native = native;
+  }
+
+  /** Connects to both stores and verifies them. */
+  static async connect(options) {
+    const opts = nativeOptions(options);
+    const native = await NativePublisher.connect(opts, safeLogger(options && options.logger)).catch(rethrow);
+    return new EventPublisher(native);
+  }
+
+  /** Creates the event_metadata table if it does not exist; resolves to whether it did. */
+  static async migrate(options) {
+    const { logger, logLevel, ...rest } = options || {};
+    return NativePublisher.migrate(nativeOptions(rest)).catch(rethrow);
+  }
+
+  /** Publishes one event; resolves to its event id. */
+  publish(type, data, context) {
+    let e;
+    try {
+      e = nativeEvent(type, data, context, '');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    try {
+      return this.#native
+        .publish(e.type, e.data, e.tenantId, e.userId, e.correlationId, e.source, e.eventId)
+        .catch(rethrow);
+    } catch (err) {
+      return Promise.reject(fromNative(err));
+    }
+  }
+
+  /** Publishes events atomically; resolves to their ids in input order. */
+  publishBatch(events) {
+    let batch;
+    try {
+      if (!Array.isArray(events)) throw invalid(`events must be an array, got ${describe(events)}`);
+      batch = new Array(events.length);
+      for (let i = 0; i < events.length; i++) {
+        const ev = events[i];
+        if (ev === null || typeof ev !== 'object') throw invalid(`events[${i}] must be an object, got ${describe(ev)}`);
+        batch[i] = nativeEvent(ev.type, ev.data, ev.context, `events[${i}].`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    try {
+      return this.#native.publishBatch(batch).catch(rethrow);
+    } catch (err) {
+      return Promise.reject(fromNative(err));
+    }
+  }
+
+  /** Whether each store answers now, and the circuit breaker's state. */
+  health() {
+    return this.#native.health().catch(rethrow);
+  }
+
+  /** Settles rows left PENDING with stream_id '0-0' by a crashed process. */
+  reconcile(options) {
+    const olderThanMs = options && options.olderThanMs !== undefined ? options.olderThanMs : 60_000;
+    if (typeof olderThanMs !== 'number' || !(olderThanMs >= 0)) {
+      return Promise.reject(configError('olderThanMs must be a non-negative number'));
+    }
+    return this.#native.reconcile(olderThanMs).catch(rethrow);
+  }
+
+  /** Waits for in-flight publishes, then closes connections. */
+  close() {
+    return this.#native.close().catch(rethrow);
+  }
+}
+
+module.exports = { EventPublisher, EventPublisherError, EventTypes };

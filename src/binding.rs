@@ -1,0 +1,236 @@
+//! The napi surface: argument conversion in, error conversion out. `to_napi` is the one place
+//! where a Rust error becomes a JS error; the JS wrapper (`index.js`) reads the stable code from
+//! the `ERR_…: ` prefix of its message and throws an `EventPublisherError`.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::config::{Config, Options};
+use crate::envelope::EventInput;
+use crate::errors::PublishError;
+use crate::logging::{LogRecord, LogSink, StderrSink};
+use crate::publisher::Publisher;
+
+fn to_napi(e: PublishError) -> Error {
+    let prefix = if e.outcome_unknown { "?" } else { "" };
+    Error::new(Status::GenericFailure, format!("{}{}", prefix, e))
+}
+
+/// Options as the JS wrapper passes them (see `PublisherOptions` in index.d.ts).
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeOptions {
+    pub redis_url: Option<String>,
+    pub redis_ca_file: Option<String>,
+    pub database_url: Option<String>,
+    pub stream: Option<String>,
+    pub retention_max_age_ms: Option<f64>,
+    pub retention_max_len: Option<f64>,
+    pub source: Option<String>,
+    pub metadata_table: Option<String>,
+    pub max_payload_bytes: Option<f64>,
+    pub timeout_ms: Option<f64>,
+    pub log_level: Option<String>,
+    pub dedup_window_ms: Option<f64>,
+    pub max_in_flight: Option<f64>,
+    pub circuit_threshold: Option<f64>,
+    pub circuit_cooldown_ms: Option<f64>,
+}
+
+impl From<NativeOptions> for Options {
+    fn from(o: NativeOptions) -> Options {
+        Options {
+            redis_url: o.redis_url,
+            redis_ca_file: o.redis_ca_file,
+            database_url: o.database_url,
+            stream: o.stream,
+            retention_max_age_ms: o.retention_max_age_ms,
+            retention_max_len: o.retention_max_len,
+            source: o.source,
+            metadata_table: o.metadata_table,
+            max_payload_bytes: o.max_payload_bytes,
+            timeout_ms: o.timeout_ms,
+            log_level: o.log_level,
+            dedup_window_ms: o.dedup_window_ms,
+            max_in_flight: o.max_in_flight,
+            circuit_threshold: o.circuit_threshold,
+            circuit_cooldown_ms: o.circuit_cooldown_ms,
+        }
+    }
+}
+
+/// One event of a batch, with `data` already serialized by `JSON.stringify`.
+#[napi(object)]
+pub struct NativeEvent {
+    #[napi(js_name = "type")]
+    pub event_type: String,
+    pub data: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub correlation_id: Option<String>,
+    pub source: Option<String>,
+    pub event_id: Option<String>,
+}
+
+/// A structured log record as the `logger` callback receives it.
+#[napi(object)]
+pub struct LogEntry {
+    pub level: String,
+    pub time: String,
+    pub msg: String,
+    pub event_id: Option<String>,
+    #[napi(js_name = "type")]
+    pub event_type: Option<String>,
+    pub correlation_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub stream_id: Option<String>,
+    pub count: Option<u32>,
+    pub event_ids: Option<Vec<String>>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Weak: a logger never keeps the process alive. Non-blocking calls: a slow logger never
+/// stalls publishing.
+type LoggerFn = ThreadsafeFunction<LogEntry, (), LogEntry, Status, false, true>;
+
+struct CallbackSink(LoggerFn);
+
+impl LogSink for CallbackSink {
+    fn write(&self, r: LogRecord) {
+        let entry = LogEntry {
+            level: r.level.to_string(),
+            time: r.time,
+            msg: r.msg,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            correlation_id: r.correlation_id,
+            tenant_id: r.tenant_id,
+            stream_id: r.stream_id,
+            count: r.count,
+            event_ids: r.event_ids,
+            code: r.code.map(str::to_string),
+            error: r.error,
+        };
+        self.0.call(entry, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+fn resolve(options: Option<NativeOptions>) -> Result<Config> {
+    install_crypto();
+    Config::resolve(options.unwrap_or_default().into()).map_err(to_napi)
+}
+
+/// rustls needs one process-wide crypto provider; both drivers use ring. Installing is
+/// idempotent (a second call just reports that one exists).
+fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The native publisher; `index.js` wraps it as `EventPublisher`.
+#[napi]
+pub struct NativePublisher {
+    inner: Publisher,
+}
+
+#[napi]
+impl NativePublisher {
+    /// Connects and verifies both stores.
+    #[napi(catch_unwind)]
+    pub async fn connect(
+        options: Option<NativeOptions>,
+        logger: Option<LoggerFn>,
+    ) -> Result<NativePublisher> {
+        let cfg = resolve(options)?;
+        let sink: Arc<dyn LogSink> = match logger {
+            Some(f) => Arc::new(CallbackSink(f)),
+            None => Arc::new(StderrSink),
+        };
+        let inner = Publisher::connect(cfg, sink).await.map_err(to_napi)?;
+        Ok(NativePublisher { inner })
+    }
+
+    /// Creates the metadata table in an empty database; resolves to whether it did.
+    #[napi(catch_unwind)]
+    pub async fn migrate(options: Option<NativeOptions>) -> Result<bool> {
+        let cfg = resolve(options)?;
+        Publisher::migrate(cfg).await.map_err(to_napi)
+    }
+
+    /// Publishes one event; `data` is `JSON.stringify(data)`.
+    #[allow(clippy::too_many_arguments)]
+    #[napi(catch_unwind)]
+    pub async fn publish(
+        &self,
+        event_type: String,
+        data: String,
+        tenant_id: String,
+        user_id: String,
+        correlation_id: Option<String>,
+        source: Option<String>,
+        event_id: Option<String>,
+    ) -> Result<String> {
+        let p = self.inner.clone();
+        p.publish(EventInput {
+            event_type,
+            data_json: data,
+            tenant_id,
+            user_id,
+            correlation_id,
+            source,
+            event_id,
+        })
+        .await
+        .map_err(to_napi)
+    }
+
+    /// Publishes events atomically; ids in input order.
+    #[napi(catch_unwind)]
+    pub async fn publish_batch(&self, events: Vec<NativeEvent>) -> Result<Vec<String>> {
+        let p = self.inner.clone();
+        let inputs = events
+            .into_iter()
+            .map(|e| EventInput {
+                event_type: e.event_type,
+                data_json: e.data,
+                tenant_id: e.tenant_id,
+                user_id: e.user_id,
+                correlation_id: e.correlation_id,
+                source: e.source,
+                event_id: e.event_id,
+            })
+            .collect();
+        p.publish_batch(inputs).await.map_err(to_napi)
+    }
+
+    /// `{ redis, database, circuit }`.
+    #[napi(catch_unwind, ts_return_type = "Promise<{ redis: boolean; database: boolean; circuit: string }>")]
+    pub async fn health(&self) -> Result<serde_json::Value> {
+        let h = self.inner.health().await;
+        Ok(serde_json::json!({ "redis": h.redis, "database": h.database, "circuit": h.circuit }))
+    }
+
+    /// Settles rows left PENDING with stream_id '0-0' longer than `older_than_ms`.
+    #[napi(catch_unwind, ts_return_type = "Promise<{ examined: number; repaired: number; failed: number }>")]
+    pub async fn reconcile(&self, older_than_ms: f64) -> Result<serde_json::Value> {
+        let r = self
+            .inner
+            .reconcile(older_than_ms.max(0.0) as u64)
+            .await
+            .map_err(to_napi)?;
+        Ok(serde_json::json!({ "examined": r.examined, "repaired": r.repaired, "failed": r.failed }))
+    }
+
+    /// Waits for in-flight publishes, then closes connections.
+    #[napi(catch_unwind)]
+    pub async fn close(&self) -> Result<()> {
+        self.inner.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,446 @@
+//! Options and environment, resolved once at `connect()` into a validated [`Config`].
+//! Understands the platform's variables (COMPAT.md §5) and Prisma's `DATABASE_URL` parameters.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+#[cfg(test)]
+use sqlx::postgres::PgSslMode;
+
+use crate::errors::{redact, PublishError};
+use crate::logging::Level;
+
+/// The default stream key (the platform's main stream).
+pub const DEFAULT_STREAM: &str = "hyvve:events:main";
+/// The default metadata table (created by Prisma).
+pub const DEFAULT_TABLE: &str = "event_metadata";
+/// 30 days, the platform's retention.
+pub const DEFAULT_MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// What the caller may set; every field is optional and falls back to the environment or a
+/// default. Mirrors `PublisherOptions` in `index.d.ts`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `redis://` or `rediss://` URL.
+    pub redis_url: Option<String>,
+    /// Postgres URL, Prisma parameters allowed.
+    pub database_url: Option<String>,
+    /// Stream key.
+    pub stream: Option<String>,
+    /// Retention by age (ms) ...
+    pub retention_max_age_ms: Option<f64>,
+    /// ... or by length.
+    pub retention_max_len: Option<f64>,
+    /// Default `source`.
+    pub source: Option<String>,
+    /// Metadata table, optionally `schema.table`.
+    pub metadata_table: Option<String>,
+    /// Largest accepted serialized `data`.
+    pub max_payload_bytes: Option<f64>,
+    /// Every publish settles within this.
+    pub timeout_ms: Option<f64>,
+    /// `off`, `error`, `warn`, `info`, `debug`, `trace`.
+    pub log_level: Option<String>,
+    /// How long a caller-supplied `eventId` is remembered in Redis for deduplication.
+    pub dedup_window_ms: Option<f64>,
+    /// Most events waiting to be written before publishes are refused.
+    pub max_in_flight: Option<f64>,
+    /// Consecutive infrastructure failures that open the circuit breaker (0 disables it).
+    pub circuit_threshold: Option<f64>,
+    /// How long an open circuit rejects before a trial publish.
+    pub circuit_cooldown_ms: Option<f64>,
+    /// PEM file of a CA to trust for `rediss://` (self-signed servers).
+    pub redis_ca_file: Option<String>,
+}
+
+/// How the stream is trimmed on every write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// `MINID ~ <now - ms>`: true time-based retention.
+    MaxAgeMs(u64),
+    /// `MAXLEN ~ n`: the original publisher's behaviour with n = 2,592,000.
+    MaxLen(u64),
+}
+
+/// Where and how to reach Postgres.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Driver options (Prisma-only parameters removed).
+    pub connect: PgConnectOptions,
+    /// Pool size (`connection_limit`, default 10).
+    pub pool_size: u32,
+    /// `pgbouncer=true`: no named server-side prepared statements.
+    pub pgbouncer: bool,
+    /// The URL without its password, for messages.
+    pub display: String,
+}
+
+/// Where and how to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// The URL as given (may hold a password; never printed).
+    pub url: String,
+    /// The URL without its password, for messages.
+    pub display: String,
+    /// `rediss://`.
+    pub tls: bool,
+    /// Extra CA to trust.
+    pub ca_file: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Redis target.
+    pub redis: RedisConfig,
+    /// Postgres target.
+    pub database: DatabaseConfig,
+    /// Stream key.
+    pub stream: String,
+    /// Trimming.
+    pub retention: Retention,
+    /// Default source.
+    pub source: String,
+    /// The table as a quoted SQL identifier, e.g. `"public"."event_metadata"`.
+    pub table_sql: String,
+    /// Payload limit in bytes.
+    pub max_payload_bytes: usize,
+    /// Time budget for one publish.
+    pub timeout: Duration,
+    /// Log filter.
+    pub log_level: Level,
+    /// Deduplication window for caller-supplied ids.
+    pub dedup_window_ms: u64,
+    /// Queue bound.
+    pub max_in_flight: usize,
+    /// Circuit breaker threshold (0 = off).
+    pub circuit_threshold: u32,
+    /// Circuit breaker cooldown.
+    pub circuit_cooldown: Duration,
+}
+
+/// Reads an environment variable, treating empty as unset.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn positive_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, PublishError> {
+    match v {
+        None => Ok(default),
+        Some(x) if x.is_finite() && x >= 1.0 && x.fract() == 0.0 && x <= 9.0e15 => Ok(x as u64),
+        Some(x) => Err(PublishError::config(format!(
+            "{name} must be a positive integer, got {x}"
+        ))),
+    }
+}
+
+fn non_negative_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, PublishError> {
+    match v {
+        Some(x) if x == 0.0 => Ok(0),
+        other => positive_int(name, other, default),
+    }
+}
+
+impl Config {
+    /// Resolves options against the environment and validates everything.
+    pub fn resolve(o: Options) -> Result<Config, PublishError> {
+        let redis = redis_config(o.redis_url, o.redis_ca_file)?;
+        let database_url = o.database_url.or_else(|| env("DATABASE_URL")).ok_or_else(|| {
+            PublishError::config("no database URL: pass databaseUrl or set DATABASE_URL")
+        })?;
+        let (database, schema) = database_config(&database_url)?;
+        let stream = o.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string());
+        validate_stream(&stream)?;
+        let retention = match (o.retention_max_age_ms, o.retention_max_len) {
+            (Some(_), Some(_)) => {
+                return Err(PublishError::config(
+                    "retention takes maxAgeMs or maxLen, not both",
+                ))
+            }
+            (None, Some(n)) => Retention::MaxLen(positive_int("retention.maxLen", Some(n), 0)?),
+            (age, None) => Retention::MaxAgeMs(positive_int(
+                "retention.maxAgeMs",
+                age,
+                DEFAULT_MAX_AGE_MS,
+            )?),
+        };
+        let source = o.source.unwrap_or_else(|| "platform".to_string());
+        if source.is_empty() || source.len() > crate::validate::MAX_ID_LEN {
+            return Err(PublishError::config("source must be 1 to 256 characters"));
+        }
+        let table_sql = table_sql(
+            o.metadata_table.as_deref().unwrap_or(DEFAULT_TABLE),
+            schema.as_deref(),
+        )?;
+        let log_level = match o.log_level.or_else(|| env("EVENT_PUBLISHER_LOG")) {
+            None => Level::Info,
+            Some(l) => Level::parse(&l).ok_or_else(|| {
+                PublishError::config(format!(
+                    "logLevel must be one of off, error, warn, info, debug, trace; got '{l}'"
+                ))
+            })?,
+        };
+        Ok(Config {
+            redis,
+            database,
+            stream,
+            retention,
+            source,
+            table_sql,
+            max_payload_bytes: positive_int("maxPayloadBytes", o.max_payload_bytes, 1 << 20)?
+                as usize,
+            timeout: Duration::from_millis(positive_int("timeoutMs", o.timeout_ms, 5000)?),
+            log_level,
+            dedup_window_ms: positive_int("dedupWindowMs", o.dedup_window_ms, 600_000)?,
+            max_in_flight: positive_int("maxInFlight", o.max_in_flight, 10_000)? as usize,
+            circuit_threshold: non_negative_int("circuitThreshold", o.circuit_threshold, 5)?
+                as u32,
+            circuit_cooldown: Duration::from_millis(positive_int(
+                "circuitCooldownMs",
+                o.circuit_cooldown_ms,
+                1000,
+            )?),
+        })
+    }
+}
+
+/// The Redis URL: the option, else `REDIS_URL`, else `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`,
+/// else the local default.
+fn redis_config(url: Option<String>, ca_file: Option<String>) -> Result<RedisConfig, PublishError> {
+    let url = match url.or_else(|| env("REDIS_URL")) {
+        Some(u) => u,
+        None => {
+            let host = env("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into());
+            let port = env("REDIS_PORT").unwrap_or_else(|| "6379".into());
+            match env("REDIS_PASSWORD") {
+                Some(p) => format!("redis://:{}@{host}:{port}/0", percent_encode(&p)),
+                None => format!("redis://{host}:{port}/0"),
+            }
+        }
+    };
+    let parsed = url::Url::parse(&url)
+        .map_err(|e| PublishError::config(format!("redisUrl is not a valid URL ({e})")))?;
+    let tls = match parsed.scheme() {
+        "redis" => false,
+        "rediss" => true,
+        other => {
+            return Err(PublishError::config(format!(
+                "redisUrl must start with redis:// or rediss://, got '{other}://'"
+            )))
+        }
+    };
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(PublishError::config("redisUrl has no host"));
+    }
+    Ok(RedisConfig {
+        display: redact(&url),
+        url,
+        tls,
+        ca_file,
+    })
+}
+
+fn percent_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// Parses `DATABASE_URL`, consuming Prisma's own parameters (COMPAT.md §5) and passing the
+/// libpq ones the driver understands. Returns the config and the `schema` parameter.
+fn database_config(url: &str) -> Result<(DatabaseConfig, Option<String>), PublishError> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| PublishError::config(format!("databaseUrl is not a valid URL ({e})")))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(PublishError::config(
+            "databaseUrl must start with postgres:// or postgresql://",
+        ));
+    }
+    let mut pgbouncer = false;
+    let mut schema = None;
+    let mut pool_size = 10u32;
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        match k.as_ref() {
+            "pgbouncer" => pgbouncer = v == "true" || v == "1",
+            "schema" => schema = Some(v.into_owned()),
+            "connection_limit" => {
+                pool_size = v.parse().ok().filter(|n: &u32| *n >= 1).ok_or_else(|| {
+                    PublishError::config(format!(
+                        "databaseUrl connection_limit must be a positive integer, got '{v}'"
+                    ))
+                })?
+            }
+            // Prisma's timeouts: the publisher's own timeoutMs bounds every wait instead.
+            "pool_timeout" | "connect_timeout" | "socket_timeout" | "statement_cache_size" => {}
+            "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "application_name" | "options"
+            | "host" | "port" | "user" | "password" | "dbname" => {
+                kept.push((k.into_owned(), v.into_owned()))
+            }
+            other => {
+                return Err(PublishError::config(format!(
+                    "databaseUrl has an unknown parameter '{other}'"
+                )))
+            }
+        }
+    }
+    if pgbouncer && kept.iter().any(|(k, _)| k == "options") {
+        return Err(PublishError::config(
+            "databaseUrl: pgbouncer=true cannot be combined with 'options' (PgBouncer rejects startup options)",
+        ));
+    }
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept.iter());
+    }
+    let display = redact(url);
+    let mut connect = PgConnectOptions::from_str(parsed.as_str()).map_err(|e| {
+        PublishError::config(format!("databaseUrl is invalid ({})", redact(&e.to_string())))
+    })?;
+    if !pgbouncer {
+        // Statements are prepared once per connection and reused.
+        connect = connect.statement_cache_capacity(100);
+    }
+    Ok((
+        DatabaseConfig {
+            connect,
+            pool_size,
+            pgbouncer,
+            display,
+        },
+        schema,
+    ))
+}
+
+fn is_identifier(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// `table` or `schema.table`, validated and quoted; never interpolated raw.
+fn table_sql(table: &str, schema: Option<&str>) -> Result<String, PublishError> {
+    let parts: Vec<&str> = table.split('.').collect();
+    let ok = match parts.len() {
+        1 | 2 => parts.iter().all(|p| is_identifier(p)),
+        _ => false,
+    };
+    if !ok {
+        return Err(PublishError::config(format!(
+            "metadataTable '{table}' must be a table name or schema.table of letters, digits and '_'"
+        )));
+    }
+    match (parts.as_slice(), schema) {
+        ([s, t], _) => Ok(format!("\"{s}\".\"{t}\"")),
+        ([t], Some(s)) => {
+            if !is_identifier(s) {
+                return Err(PublishError::config(format!(
+                    "databaseUrl schema '{s}' must be letters, digits and '_'"
+                )));
+            }
+            Ok(format!("\"{s}\".\"{t}\""))
+        }
+        ([t], None) => Ok(format!("\"{t}\"")),
+        _ => unreachable!("checked above"),
+    }
+}
+
+fn validate_stream(stream: &str) -> Result<(), PublishError> {
+    if stream.is_empty()
+        || stream.len() > 256
+        || stream.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(PublishError::config(
+            "stream must be 1 to 256 characters without spaces or control characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::Code;
+
+    fn opts(db: &str) -> Options {
+        Options {
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            database_url: Some(db.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prisma_parameters_are_understood() {
+        let c = Config::resolve(opts(
+            "postgresql://app:pw@db.internal:6432/hyvve?pgbouncer=true&schema=tenant_a&connection_limit=3&sslmode=require",
+        ))
+        .unwrap();
+        assert!(c.database.pgbouncer);
+        assert_eq!(c.database.pool_size, 3);
+        assert_eq!(c.table_sql, "\"tenant_a\".\"event_metadata\"");
+        assert_eq!(c.database.connect.get_ssl_mode(), PgSslMode::Require);
+        assert_eq!(c.database.connect.get_port(), 6432);
+        assert_eq!(c.database.connect.get_database(), Some("hyvve"));
+        assert!(!c.database.display.contains("pw"));
+    }
+
+    #[test]
+    fn unknown_parameters_are_rejected_by_name() {
+        let e = Config::resolve(opts("postgres://h/db?frobnicate=1")).unwrap_err();
+        assert_eq!(e.code, Code::Config);
+        assert!(e.message.contains("frobnicate"));
+        let e = Config::resolve(opts("postgres://h/db?connection_limit=zero")).unwrap_err();
+        assert!(e.message.contains("connection_limit"));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::resolve(opts("postgres://127.0.0.1/test")).unwrap();
+        assert_eq!(c.stream, DEFAULT_STREAM);
+        assert_eq!(c.retention, Retention::MaxAgeMs(DEFAULT_MAX_AGE_MS));
+        assert_eq!(c.table_sql, "\"event_metadata\"");
+        assert_eq!(c.timeout, Duration::from_millis(5000));
+        assert_eq!(c.max_payload_bytes, 1 << 20);
+        assert_eq!(c.database.pool_size, 10);
+        assert_eq!(c.source, "platform");
+    }
+
+    #[test]
+    fn bad_options() {
+        let mut o = opts("postgres://127.0.0.1/test");
+        o.metadata_table = Some("event_metadata; drop table x".into());
+        assert_eq!(Config::resolve(o).unwrap_err().code, Code::Config);
+        let mut o = opts("postgres://127.0.0.1/test");
+        o.metadata_table = Some("audit.events".into());
+        assert_eq!(Config::resolve(o).unwrap().table_sql, "\"audit\".\"events\"");
+        let mut o = opts("postgres://127.0.0.1/test");
+        o.redis_url = Some("http://x".into());
+        assert_eq!(Config::resolve(o).unwrap_err().code, Code::Config);
+        let mut o = opts("postgres://127.0.0.1/test");
+        o.timeout_ms = Some(-1.0);
+        assert!(Config::resolve(o).unwrap_err().message.contains("timeoutMs"));
+        let mut o = opts("postgres://127.0.0.1/test");
+        o.retention_max_len = Some(2_592_000.0);
+        assert_eq!(Config::resolve(o).unwrap().retention, Retention::MaxLen(2_592_000));
+        let mut o = opts("postgres://127.0.0.1/test");
+        o.retention_max_len = Some(5.0);
+        o.retention_max_age_ms = Some(5.0);
+        assert_eq!(Config::resolve(o).unwrap_err().code, Code::Config);
+        let mut o = opts("mysql://127.0.0.1/test");
+        o.stream = Some("a b".into());
+        assert_eq!(Config::resolve(o).unwrap_err().code, Code::Config);
+    }
+
+    #[test]
+    fn redis_url_from_parts_keeps_password_out_of_display() {
+        let c = redis_config(Some("rediss://:s3cret@cache:6380/0".into()), None).unwrap();
+        assert!(c.tls);
+        assert!(!c.display.contains("s3cret"));
+        assert!(c.url.contains("s3cret"));
+    }
+}

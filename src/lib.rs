@@ -1,0 +1,17 @@
+//! Node.js binding of the HYVVE event publisher. This file only converts arguments and errors;
+//! the publishing logic lives in plain async Rust modules, testable with `cargo test`.
+
+#![deny(clippy::all)]
+
+pub mod circuit;
+pub mod config;
+pub mod envelope;
+pub mod errors;
+pub mod ids;
+pub mod logging;
+pub mod metadata_store;
+pub mod publisher;
+pub mod stream_writer;
+pub mod validate;
+
+mod binding;

@@ -1,0 +1,330 @@
+//! Writes `event_metadata` rows (COMPAT.md §3): inserts them as PENDING with `stream_id` '0-0',
+//! patches in the real stream ID after the append, deletes them when a publish is undone, and
+//! reconciles rows left by a crash. Multi-row statements bind one array per column (`unnest`), so
+//! a group of any size is one statement with a fixed number of parameters.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+
+use crate::config::DatabaseConfig;
+use crate::envelope::PreparedEvent;
+use crate::errors::{Code, PublishError};
+
+/// The DDL of the platform's Prisma migration for `event_metadata` (never run unless asked).
+pub const MIGRATION_SQL: &str = include_str!("../migrations/0001_event_metadata.sql");
+
+/// What the insert found for each event id that already had a row (a retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingRow {
+    /// Its `stream_id` ('0-0' while unpublished).
+    pub stream_id: String,
+    /// Its type and tenant, to detect an id reused for another event.
+    pub event_type: String,
+    /// Tenant.
+    pub tenant_id: String,
+}
+
+/// The Postgres side of the publisher.
+#[derive(Clone)]
+pub struct MetadataStore {
+    pool: PgPool,
+    persistent: bool,
+    insert_sql: String,
+    existing_sql: String,
+    patch_sql: String,
+    delete_sql: String,
+    op_timeout: Duration,
+    table_sql: String,
+}
+
+impl MetadataStore {
+    /// Opens the pool (bounded by `timeout`) and checks one connection.
+    pub async fn connect(
+        cfg: &DatabaseConfig,
+        table_sql: &str,
+        timeout: Duration,
+    ) -> Result<Self, PublishError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.pool_size)
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(cfg.connect.clone());
+        let store = MetadataStore::with_pool(pool, !cfg.pgbouncer, table_sql, timeout);
+        store
+            .bounded("connect", async {
+                sqlx::query("SELECT 1")
+                    .persistent(store.persistent)
+                    .execute(&store.pool)
+                    .await
+            })
+            .await
+            .map_err(|e| {
+                PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
+            })?;
+        Ok(store)
+    }
+
+    fn with_pool(pool: PgPool, persistent: bool, table: &str, timeout: Duration) -> Self {
+        MetadataStore {
+            pool,
+            persistent,
+            insert_sql: format!(
+                "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
+                 SELECT r.id, r.event_id, '0-0', r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+                 AS r(id, event_id, type, source, tenant_id, correlation_id, ts) \
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+            ),
+            existing_sql: format!(
+                "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY($1::text[])"
+            ),
+            patch_sql: format!(
+                "UPDATE {table} AS m SET stream_id = u.stream_id \
+                 FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
+                 WHERE m.event_id = u.event_id AND m.stream_id IS DISTINCT FROM u.stream_id"
+            ),
+            delete_sql: format!(
+                "DELETE FROM {table} WHERE event_id = ANY($1::text[]) AND (stream_id = '0-0' OR stream_id = ANY($2::text[]))"
+            ),
+            op_timeout: timeout,
+            table_sql: table.to_string(),
+        }
+    }
+
+    /// Inserts one PENDING row per event with `stream_id` '0-0', in one statement (one commit).
+    /// Returns the event ids that already had a row (retries of caller-supplied ids), with what
+    /// those rows hold; every other event now has a fresh row.
+    pub async fn insert_pending(
+        &self,
+        events: &[&PreparedEvent],
+    ) -> Result<HashMap<String, ExistingRow>, PublishError> {
+        let n = events.len();
+        let mut cols: [Vec<&str>; 7] = std::array::from_fn(|_| Vec::with_capacity(n));
+        for e in events {
+            cols[0].push(&e.row_id);
+            cols[1].push(&e.event_id);
+            cols[2].push(&e.event_type);
+            cols[3].push(&e.source);
+            cols[4].push(&e.tenant_id);
+            cols[5].push(&e.correlation_id);
+            cols[6].push(&e.timestamp);
+        }
+        let [c0, c1, c2, c3, c4, c5, c6] = cols;
+        let inserted = self
+            .bounded("insert event_metadata", async {
+                sqlx::query_scalar::<_, String>(&self.insert_sql)
+                    .persistent(self.persistent)
+                    .bind(c0)
+                    .bind(c1)
+                    .bind(c2)
+                    .bind(c3)
+                    .bind(c4)
+                    .bind(c5)
+                    .bind(c6)
+                    .fetch_all(&self.pool)
+                    .await
+            })
+            .await?;
+        if inserted.len() == n {
+            return Ok(HashMap::new());
+        }
+        // Only retries get here: look up the rows that were already there.
+        let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+        let missing: Vec<&str> = events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .filter(|id| !inserted.contains(id))
+            .collect();
+        let rows = self
+            .bounded("read event_metadata", async {
+                sqlx::query(&self.existing_sql)
+                    .persistent(self.persistent)
+                    .bind(&missing)
+                    .fetch_all(&self.pool)
+                    .await
+            })
+            .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            out.insert(
+                r.get::<String, _>(0),
+                ExistingRow {
+                    stream_id: r.get(1),
+                    event_type: r.get(2),
+                    tenant_id: r.get(3),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Sets each row's `stream_id` to its entry ID, in one statement (one commit).
+    pub async fn set_stream_ids(
+        &self,
+        event_ids: &[&str],
+        stream_ids: &[&str],
+    ) -> Result<(), PublishError> {
+        self.bounded("update event_metadata.stream_id", async {
+            sqlx::query(&self.patch_sql)
+                .persistent(self.persistent)
+                .bind(event_ids)
+                .bind(stream_ids)
+                .execute(&self.pool)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes the rows of an undone publish: rows of these event ids that are still '0-0' or
+    /// point at one of the removed entries.
+    pub async fn delete(
+        &self,
+        event_ids: &[&str],
+        stream_ids: &[&str],
+    ) -> Result<u64, PublishError> {
+        self.bounded("delete event_metadata", async {
+            sqlx::query(&self.delete_sql)
+                .persistent(self.persistent)
+                .bind(event_ids)
+                .bind(stream_ids)
+                .execute(&self.pool)
+                .await
+        })
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    /// Rows left PENDING with `stream_id` '0-0' for longer than `older_than_ms` (a process died
+    /// between the insert and the append): `(event_id, created_at in Unix ms)`, oldest first, at
+    /// most `limit`.
+    pub async fn unpublished(
+        &self,
+        older_than_ms: u64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, PublishError> {
+        let sql = format!(
+            "SELECT event_id, (extract(epoch FROM created_at) * 1000)::int8 FROM {} WHERE stream_id = '0-0' AND status = 'PENDING' \
+             AND created_at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1::float8 / 1000) \
+             ORDER BY created_at LIMIT $2",
+            self.table_sql
+        );
+        self.bounded("find unpublished rows", async {
+            sqlx::query_as::<_, (String, i64)>(&sql)
+                .persistent(self.persistent)
+                .bind(older_than_ms as f64)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+        })
+        .await
+    }
+
+    /// Marks these rows FAILED with `last_error` 'never published', if they are still '0-0'.
+    pub async fn mark_never_published(&self, event_ids: &[String]) -> Result<u64, PublishError> {
+        let sql = format!(
+            "UPDATE {} SET status = 'FAILED', last_error = 'never published' \
+             WHERE event_id = ANY($1::text[]) AND stream_id = '0-0' AND status = 'PENDING'",
+            self.table_sql
+        );
+        self.bounded("mark rows failed", async {
+            sqlx::query(&sql)
+                .persistent(self.persistent)
+                .bind(event_ids)
+                .execute(&self.pool)
+                .await
+        })
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    /// Whether Postgres answers now.
+    pub async fn ping(&self) -> bool {
+        self.bounded("ping", async {
+            sqlx::query("SELECT 1")
+                .persistent(self.persistent)
+                .execute(&self.pool)
+                .await
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Checks that the metadata table exists, with a hint when it does not.
+    pub async fn check_table(&self) -> Result<(), PublishError> {
+        let sql = format!("SELECT 1 FROM {} LIMIT 0", self.table_sql);
+        self.bounded("check table", async {
+            sqlx::query(&sql)
+                .persistent(self.persistent)
+                .execute(&self.pool)
+                .await
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            PublishError::new(
+                e.code,
+                format!(
+                    "{}; the metadata table {} must exist (create it with migrate())",
+                    e.message, self.table_sql
+                ),
+            )
+        })
+    }
+
+    /// Creates the enum, the table and its indexes when the table does not exist yet; returns
+    /// whether it created them. Only for an empty database: an existing table is left alone.
+    pub async fn migrate(&self) -> Result<bool, PublishError> {
+        if self.table_sql != "\"event_metadata\"" {
+            return Err(PublishError::config(
+                "migrate() creates the default \"event_metadata\" table only",
+            ));
+        }
+        let exists: Option<String> = self
+            .bounded("migrate", async {
+                sqlx::query_scalar("SELECT to_regclass('event_metadata')::text")
+                    .persistent(false)
+                    .fetch_one(&self.pool)
+                    .await
+            })
+            .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        // One multi-statement simple query runs as one transaction: the advisory lock serialises
+        // concurrent migrations (parallel test workers), the DO block re-checks under it.
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock(7243001); \
+             DO $migration$ BEGIN IF to_regclass('event_metadata') IS NULL THEN {MIGRATION_SQL} END IF; END $migration$;"
+        );
+        self.bounded("migrate", async { sqlx::raw_sql(&sql).execute(&self.pool).await })
+            .await?;
+        Ok(true)
+    }
+
+    /// Closes the pool after its connections are returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, PublishError> {
+        match tokio::time::timeout(self.op_timeout, fut).await {
+            Ok(r) => r.map_err(|e| PublishError::database(what, &e)),
+            Err(_) => Err(PublishError::new(
+                Code::Timeout,
+                format!(
+                    "Postgres {what} did not finish within {} ms",
+                    self.op_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+}

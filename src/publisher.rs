@@ -1,0 +1,619 @@
+//! The publishing pipeline, plain async Rust (no napi): validation, group commit, the
+//! row → entry → stream_id write order, undo on failure, retries of ambiguous steps, and the
+//! lifecycle (close, health, reconcile).
+//!
+//! Concurrent `publish` calls are coalesced: while a group is being written, new events queue
+//! up and go out together as the next group (one multi-row INSERT, one script call to Redis,
+//! one multi-row UPDATE). A lone publish goes out at once: there is no linger timer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+
+use crate::circuit::{Admit, Circuit};
+use crate::config::Config;
+use crate::envelope::{EventInput, PreparedEvent};
+use crate::errors::{Code, PublishError};
+use crate::ids;
+use crate::logging::{Level, LogRecord, LogSink, Logger};
+use crate::metadata_store::MetadataStore;
+use crate::stream_writer::{Append, StreamWriter};
+
+/// Most events coalesced into one group of single publishes (a batch is never split).
+const MAX_GROUP_EVENTS: usize = 1024;
+/// Most groups being written at once.
+const MAX_GROUPS_IN_FLIGHT: u32 = 4;
+
+/// What `health()` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Redis answered a PING.
+    pub redis: bool,
+    /// Postgres answered a `SELECT 1`.
+    pub database: bool,
+    /// `closed`, `open` or `half-open`.
+    pub circuit: &'static str,
+}
+
+/// What `reconcile()` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Rows found PENDING with `stream_id` '0-0' older than the cut-off.
+    pub examined: u32,
+    /// Rows whose entry exists after all: their `stream_id` was set.
+    pub repaired: u32,
+    /// Rows with no entry: marked FAILED, `last_error` 'never published'.
+    pub failed: u32,
+}
+
+type Reply = oneshot::Sender<Result<Vec<String>, PublishError>>;
+
+/// One caller's events: a single publish or a whole batch, settled together.
+struct Job {
+    events: Vec<PreparedEvent>,
+    batch: bool,
+    trial: bool,
+    reply: Reply,
+}
+
+/// Counts events admitted but not yet settled, so `close()` can wait for them.
+#[derive(Default)]
+struct InFlight {
+    events: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    fn done(&self, n: usize) {
+        if self.events.fetch_sub(n, Ordering::AcqRel) == n {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// Writes groups; shared by the committer and its group tasks.
+struct Writer {
+    stream: StreamWriter,
+    store: MetadataStore,
+    log: Logger,
+    circuit: Circuit,
+    timeout: Duration,
+    in_flight: Arc<InFlight>,
+}
+
+/// A connected publisher. Cheap to clone; all clones share one set of connections.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Arc<Writer>,
+    tx: mpsc::UnboundedSender<Job>,
+    in_flight: Arc<InFlight>,
+    closed: AtomicBool,
+    default_source: String,
+    max_payload_bytes: usize,
+    max_in_flight: usize,
+    timeout: Duration,
+}
+
+impl Publisher {
+    /// Connects to Redis and Postgres and verifies both (Redis version, script load, the
+    /// metadata table), then starts the committer.
+    pub async fn connect(cfg: Config, sink: Arc<dyn LogSink>) -> Result<Publisher, PublishError> {
+        let log = Logger::new(cfg.log_level, sink);
+        let (stream, store) = tokio::try_join!(
+            StreamWriter::connect(
+                &cfg.redis,
+                &cfg.stream,
+                cfg.retention,
+                cfg.dedup_window_ms,
+                cfg.timeout
+            ),
+            async {
+                let store =
+                    MetadataStore::connect(&cfg.database, &cfg.table_sql, cfg.timeout).await?;
+                store.check_table().await?;
+                Ok(store)
+            }
+        )?;
+        log.log(Level::Debug, || {
+            LogRecord::new(
+                Level::Debug,
+                format!(
+                    "connected to Redis {} and Postgres {}",
+                    cfg.redis.display, cfg.database.display
+                ),
+            )
+        });
+        let in_flight = Arc::new(InFlight::default());
+        let writer = Arc::new(Writer {
+            stream,
+            store,
+            log,
+            circuit: Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown),
+            timeout: cfg.timeout,
+            in_flight: in_flight.clone(),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let groups = cfg.database.pool_size.clamp(1, MAX_GROUPS_IN_FLIGHT) as usize;
+        tokio::spawn(run_committer(writer.clone(), rx, groups));
+        Ok(Publisher {
+            inner: Arc::new(Inner {
+                writer,
+                tx,
+                in_flight,
+                closed: AtomicBool::new(false),
+                default_source: cfg.source,
+                max_payload_bytes: cfg.max_payload_bytes,
+                max_in_flight: cfg.max_in_flight,
+                timeout: cfg.timeout,
+            }),
+        })
+    }
+
+    /// Creates the metadata table in an empty database (Postgres only); returns whether it did.
+    pub async fn migrate(cfg: Config) -> Result<bool, PublishError> {
+        let store = MetadataStore::connect(&cfg.database, &cfg.table_sql, cfg.timeout).await?;
+        let created = store.migrate().await;
+        store.close().await;
+        created
+    }
+
+    /// Publishes one event; resolves to its event id once its row and entry are both written.
+    pub async fn publish(&self, input: EventInput) -> Result<String, PublishError> {
+        let event = self.prepare(input)?;
+        let mut ids = self.submit(vec![event], false).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// Publishes events atomically; resolves to their ids in input order.
+    pub async fn publish_batch(&self, inputs: Vec<EventInput>) -> Result<Vec<String>, PublishError> {
+        if inputs.is_empty() {
+            return if self.inner.closed.load(Ordering::SeqCst) {
+                Err(PublishError::closed())
+            } else {
+                Ok(Vec::new())
+            };
+        }
+        let mut events = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            events.push(self.prepare(input).map_err(|e| {
+                PublishError::new(e.code, format!("events[{i}].{}", e.message))
+            })?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, e) in events.iter().enumerate() {
+            if e.caller_event_id && !seen.insert(e.event_id.as_str()) {
+                return Err(PublishError::invalid(
+                    &format!("events[{i}].context.eventId"),
+                    "repeats an eventId earlier in the same batch",
+                ));
+            }
+        }
+        self.submit(events, true).await
+    }
+
+    fn prepare(&self, input: EventInput) -> Result<PreparedEvent, PublishError> {
+        PreparedEvent::prepare(input, &self.inner.default_source, self.inner.max_payload_bytes)
+    }
+
+    /// Admits the events (closed? circuit? room?), queues them for the committer and waits for
+    /// their outcome, at most `timeoutMs`.
+    async fn submit(&self, events: Vec<PreparedEvent>, batch: bool) -> Result<Vec<String>, PublishError> {
+        let inner = &self.inner;
+        let n = events.len();
+        // Count first, then check `closed`: `close()` sets `closed` and then waits for the count,
+        // so an event is either refused here or waited for there.
+        let before = inner.in_flight.events.fetch_add(n, Ordering::SeqCst);
+        let refuse = |e: PublishError| {
+            inner.in_flight.done(n);
+            Err(e)
+        };
+        if inner.closed.load(Ordering::SeqCst) {
+            return refuse(PublishError::closed());
+        }
+        if before + n > inner.max_in_flight && before > 0 {
+            return refuse(PublishError::new(
+                Code::Overloaded,
+                format!(
+                    "{before} events are already waiting to be written (maxInFlight {})",
+                    inner.max_in_flight
+                ),
+            ));
+        }
+        let trial = match inner.writer.circuit.admit() {
+            Ok(admit) => admit == Admit::Trial,
+            Err(e) => return refuse(e),
+        };
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            events,
+            batch,
+            trial,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(job)) = inner.tx.send(job) {
+            drop(job);
+            return refuse(PublishError::closed());
+        }
+        match tokio::time::timeout(inner.timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(PublishError::new(
+                Code::Closed,
+                "the publisher stopped before the event was written",
+            )),
+            Err(_) => Err(PublishError::timeout(
+                "publish",
+                inner.timeout.as_millis() as u64,
+            )),
+        }
+    }
+
+    /// Whether each store answers now, and the circuit breaker's state.
+    pub async fn health(&self) -> Health {
+        let w = &self.inner.writer;
+        let (redis, database) = tokio::join!(w.stream.ping(), w.store.ping());
+        Health {
+            redis,
+            database,
+            circuit: w.circuit.state().as_str(),
+        }
+    }
+
+    /// Settles rows a crashed process left PENDING with `stream_id` '0-0' for longer than
+    /// `older_than_ms`: a row whose entry is in the stream after all gets its `stream_id`; a row
+    /// without an entry is marked FAILED with `last_error` 'never published'.
+    pub async fn reconcile(&self, older_than_ms: u64) -> Result<ReconcileReport, PublishError> {
+        let w = &self.inner.writer;
+        let rows = w.store.unpublished(older_than_ms, 10_000).await?;
+        let mut report = ReconcileReport {
+            examined: rows.len() as u32,
+            ..Default::default()
+        };
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let found = w.stream.find_entries(&rows).await?;
+        let (mut ev, mut st) = (Vec::new(), Vec::new());
+        let mut never = Vec::new();
+        for (event_id, _) in &rows {
+            match found.get(event_id.as_str()) {
+                Some(sid) => {
+                    ev.push(event_id.as_str());
+                    st.push(sid.as_str());
+                }
+                None => never.push(event_id.clone()),
+            }
+        }
+        if !ev.is_empty() {
+            w.store.set_stream_ids(&ev, &st).await?;
+            report.repaired = ev.len() as u32;
+        }
+        if !never.is_empty() {
+            report.failed = w.store.mark_never_published(&never).await? as u32;
+        }
+        Ok(report)
+    }
+
+    /// Refuses new publishes, waits for the ones in flight, then closes the connections.
+    /// Later calls reject with `ERR_CLOSED`; calling it again is harmless.
+    pub async fn close(&self) {
+        let inner = &self.inner;
+        if inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        loop {
+            let idle = inner.in_flight.idle.notified();
+            if inner.in_flight.events.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            // Bounded: every group finishes its retries and undo within a few timeouts.
+            let _ = tokio::time::timeout(inner.timeout, idle).await;
+        }
+        inner.writer.store.close().await;
+    }
+
+    /// Whether `close()` was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// Takes queued jobs and writes them in groups, at most `groups` at a time. A group is taken as
+/// soon as a slot is free, with whatever has queued up by then.
+async fn run_committer(writer: Arc<Writer>, mut rx: mpsc::UnboundedReceiver<Job>, groups: usize) {
+    let slots = Arc::new(Semaphore::new(groups));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut count = first.events.len();
+        let mut jobs = vec![first];
+        while count < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    count += job.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            writer.write_group(jobs).await;
+            drop(slot);
+        });
+    }
+}
+
+impl Writer {
+    async fn write_group(&self, jobs: Vec<Job>) {
+        let results = self.write(&jobs).await;
+        for (job, result) in jobs.into_iter().zip(results) {
+            self.circuit
+                .record(result.as_ref().map(|_| ()).map_err(|e| e.code), job.trial);
+            self.log_outcome(&job, &result);
+            self.in_flight.done(job.events.len());
+            // The caller may have timed out already; the outcome is logged either way.
+            let _ = job.reply.send(result);
+        }
+    }
+
+    /// Writes a group: rows, entries, stream ids. Returns one result per job.
+    async fn write(&self, jobs: &[Job]) -> Vec<Result<Vec<String>, PublishError>> {
+        let deadline = Instant::now() + self.timeout;
+        let all: Vec<&PreparedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+        let fail_all = |e: PublishError| jobs.iter().map(|_| Err(e.clone())).collect();
+
+        // 1. Rows first (PENDING, stream_id '0-0'). Idempotent, so an ambiguous failure is retried.
+        let existing = match retry(deadline, false, || self.store.insert_pending(&all)).await {
+            Ok(existing) => existing,
+            Err(e) => {
+                if e.outcome_unknown {
+                    self.undo_rows(&all, &[]).await;
+                }
+                return fail_all(e);
+            }
+        };
+
+        // A retried caller id whose row says it was published already keeps its entry; an id that
+        // belongs to another event fails that caller only.
+        let mut results: Vec<Option<Result<Vec<String>, PublishError>>> = vec![None; jobs.len()];
+        let mut recorded: HashMap<&str, &str> = HashMap::new();
+        if !existing.is_empty() {
+            for (i, job) in jobs.iter().enumerate() {
+                for e in &job.events {
+                    let Some(row) = existing.get(&e.event_id) else {
+                        continue;
+                    };
+                    if row.event_type != e.event_type || row.tenant_id != e.tenant_id {
+                        results[i] = Some(Err(PublishError::new(
+                            Code::EventIdConflict,
+                            format!(
+                                "eventId '{}' already belongs to a {} event of another tenant or type",
+                                e.event_id, row.event_type
+                            ),
+                        )));
+                    } else if row.stream_id != "0-0" {
+                        recorded.insert(&e.event_id, &row.stream_id);
+                    }
+                }
+            }
+            let conflicted: Vec<&PreparedEvent> = jobs
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_some())
+                .flat_map(|(j, _)| j.events.iter())
+                .filter(|e| !existing.contains_key(&e.event_id))
+                .collect();
+            if !conflicted.is_empty() {
+                self.undo_rows(&conflicted, &[]).await;
+            }
+        }
+        let live: Vec<&PreparedEvent> = jobs
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_none())
+            .flat_map(|(j, _)| j.events.iter())
+            .collect();
+        if live.is_empty() {
+            // Every job already has its (conflict) result.
+            return merge(results, Ok(Vec::new()));
+        }
+
+        // 2. Entries, in one atomic script call. A lost reply is retried with the same token, which
+        //    returns the first call's ids instead of appending twice.
+        let to_append: Vec<&PreparedEvent> = live
+            .iter()
+            .copied()
+            .filter(|e| !recorded.contains_key(e.event_id.as_str()))
+            .collect();
+        let mut stream_ids: HashMap<&str, String> = recorded
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_string()))
+            .collect();
+        if !to_append.is_empty() {
+            let token = ids::new_id();
+            let appends: Vec<Append> = to_append
+                .iter()
+                .map(|e| Append {
+                    dedup_id: e.caller_event_id.then_some(e.event_id.as_str()),
+                    json: &e.json,
+                })
+                .collect();
+            match retry(deadline, false, || self.stream.append(&token, &appends)).await {
+                Ok(ids) => {
+                    for (e, id) in to_append.iter().zip(ids) {
+                        stream_ids.insert(&e.event_id, id);
+                    }
+                }
+                Err(e) => {
+                    // Definite: nothing was appended, so the rows go. Unknown even after retries:
+                    // the rows stay PENDING '0-0' for a retry with the same eventId or reconcile().
+                    if !e.outcome_unknown {
+                        let fresh: Vec<&PreparedEvent> = to_append
+                            .iter()
+                            .copied()
+                            .filter(|ev| !existing.contains_key(&ev.event_id))
+                            .collect();
+                        self.undo_rows(&fresh, &[]).await;
+                    }
+                    return merge(results, Err(e));
+                }
+            }
+        }
+
+        // 3. Patch the real stream ids in. The entries are out, so this is retried through any
+        //    failure until the deadline; only then is the publish undone.
+        let ev: Vec<&str> = live.iter().map(|e| e.event_id.as_str()).collect();
+        let st: Vec<&str> = live.iter().map(|e| stream_ids[e.event_id.as_str()].as_str()).collect();
+        if let Err(e) = retry(deadline, true, || self.store.set_stream_ids(&ev, &st)).await {
+            let appended: Vec<(&str, Option<&str>)> = to_append
+                .iter()
+                .map(|ev| {
+                    (
+                        stream_ids[ev.event_id.as_str()].as_str(),
+                        ev.caller_event_id.then_some(ev.event_id.as_str()),
+                    )
+                })
+                .collect();
+            if let Err(re) = self.stream.remove(&appended).await {
+                self.log.log(Level::Error, || {
+                    let mut r = LogRecord::new(Level::Error, "could not undo stream entries");
+                    r.code = Some(re.code.as_str());
+                    r.error = Some(re.message.clone());
+                    r.count = Some(appended.len() as u32);
+                    r
+                });
+            }
+            let fresh: Vec<&PreparedEvent> = to_append
+                .iter()
+                .copied()
+                .filter(|ev| !existing.contains_key(&ev.event_id))
+                .collect();
+            let removed_ids: Vec<&str> = appended.iter().map(|(id, _)| *id).collect();
+            self.undo_rows(&fresh, &removed_ids).await;
+            return merge(results, Err(e));
+        }
+
+        let mut out = Vec::with_capacity(jobs.len());
+        for (r, job) in results.into_iter().zip(jobs) {
+            out.push(r.unwrap_or_else(|| {
+                self.log_published(job, &stream_ids);
+                Ok(job.events.iter().map(|e| e.event_id.clone()).collect())
+            }));
+        }
+        out
+    }
+
+    /// Deletes rows of an undone publish (best effort: a failure is logged; `reconcile()` finds
+    /// what is left).
+    async fn undo_rows(&self, events: &[&PreparedEvent], removed_stream_ids: &[&str]) {
+        if events.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        if let Err(e) = self.store.delete(&ids, removed_stream_ids).await {
+            self.log.log(Level::Error, || {
+                let mut r = LogRecord::new(
+                    Level::Error,
+                    "could not delete the rows of a failed publish; reconcile() will mark them FAILED",
+                );
+                r.code = Some(e.code.as_str());
+                r.error = Some(e.message.clone());
+                r.event_ids = Some(ids.iter().map(|s| s.to_string()).collect());
+                r
+            });
+        }
+    }
+
+    fn log_published(&self, job: &Job, stream_ids: &HashMap<&str, String>) {
+        if !self.log.enabled(Level::Info) {
+            return;
+        }
+        if job.batch {
+            let mut r = LogRecord::new(Level::Info, "event batch published");
+            r.count = Some(job.events.len() as u32);
+            r.event_ids = Some(job.events.iter().map(|e| e.event_id.clone()).collect());
+            self.log.log(Level::Info, || r);
+        } else if let Some(e) = job.events.first() {
+            self.log.log(Level::Info, || {
+                let mut r = LogRecord::new(Level::Info, "event published");
+                r.event_id = Some(e.event_id.clone());
+                r.event_type = Some(e.event_type.clone());
+                r.correlation_id = Some(e.correlation_id.clone());
+                r.tenant_id = Some(e.tenant_id.clone());
+                r.stream_id = stream_ids.get(e.event_id.as_str()).cloned();
+                r
+            });
+        }
+    }
+
+    fn log_outcome(&self, job: &Job, result: &Result<Vec<String>, PublishError>) {
+        let Err(err) = result else { return };
+        self.log.log(Level::Error, || {
+            let what = if job.batch {
+                "event batch failed"
+            } else {
+                "event publish failed"
+            };
+            let mut r = LogRecord::new(Level::Error, what);
+            r.code = Some(err.code.as_str());
+            r.error = Some(err.message.clone());
+            if job.batch {
+                r.count = Some(job.events.len() as u32);
+                r.event_ids = Some(job.events.iter().map(|e| e.event_id.clone()).collect());
+            } else if let Some(e) = job.events.first() {
+                r.event_id = Some(e.event_id.clone());
+                r.event_type = Some(e.event_type.clone());
+                r.correlation_id = Some(e.correlation_id.clone());
+                r.tenant_id = Some(e.tenant_id.clone());
+            }
+            r
+        });
+    }
+}
+
+/// Fills every job that has no result yet with `outcome`.
+fn merge(
+    results: Vec<Option<Result<Vec<String>, PublishError>>>,
+    outcome: Result<Vec<String>, PublishError>,
+) -> Vec<Result<Vec<String>, PublishError>> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| outcome.clone()))
+        .collect()
+}
+
+/// Runs `op` until it succeeds, fails definitely, or `deadline` passes. Only failures whose
+/// outcome is unknown are retried, unless `any_infrastructure` (for idempotent steps that must
+/// not give up while a store restarts).
+async fn retry<T, F, Fut>(deadline: Instant, any_infrastructure: bool, mut op: F) -> Result<T, PublishError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, PublishError>>,
+{
+    let mut delay = Duration::from_millis(20);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let retryable = e.outcome_unknown || (any_infrastructure && e.code.is_infrastructure());
+                if !retryable || Instant::now() + delay >= deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(250));
+            }
+        }
+    }
+}
