@@ -86,10 +86,10 @@ impl PublishError {
         } else {
             Code::Redis
         };
-        // An error reply or a refused connection means the command did not run; anything else
-        // (I/O lost mid-command) leaves its effect unknown.
-        let definite = matches!(cause.kind(), redis::ErrorKind::Server(_))
-            || cause.is_connection_refusal();
+        // A reply (even an error reply) or a refused connection means we know what happened;
+        // I/O lost mid-command or a timeout leaves the effect unknown.
+        let definite = cause.is_connection_refusal()
+            || !(cause.is_io_error() || cause.is_timeout() || cause.is_connection_dropped());
         let mut e = Self::new(code, format!("Redis {what} failed: {cause}"));
         e.outcome_unknown = !definite;
         e
