@@ -210,21 +210,29 @@ impl NativePublisher {
     }
 
     /// `{ redis, database, circuit }`.
-    #[napi(catch_unwind, ts_return_type = "Promise<{ redis: boolean; database: boolean; circuit: string }>")]
+    #[napi(
+        catch_unwind,
+        ts_return_type = "Promise<{ redis: boolean; database: boolean; circuit: string }>"
+    )]
     pub async fn health(&self) -> Result<serde_json::Value> {
         let h = self.inner.health().await;
         Ok(serde_json::json!({ "redis": h.redis, "database": h.database, "circuit": h.circuit }))
     }
 
     /// Settles rows left PENDING with stream_id '0-0' longer than `older_than_ms`.
-    #[napi(catch_unwind, ts_return_type = "Promise<{ examined: number; repaired: number; failed: number }>")]
+    #[napi(
+        catch_unwind,
+        ts_return_type = "Promise<{ examined: number; repaired: number; failed: number }>"
+    )]
     pub async fn reconcile(&self, older_than_ms: f64) -> Result<serde_json::Value> {
         let r = self
             .inner
             .reconcile(older_than_ms.max(0.0) as u64)
             .await
             .map_err(to_napi)?;
-        Ok(serde_json::json!({ "examined": r.examined, "repaired": r.repaired, "failed": r.failed }))
+        Ok(
+            serde_json::json!({ "examined": r.examined, "repaired": r.repaired, "failed": r.failed }),
+        )
     }
 
     /// Waits for in-flight publishes, then closes connections.

@@ -106,7 +106,8 @@ impl Circuit {
             Err(code) if code.is_infrastructure() => {
                 let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if n >= self.threshold {
-                    *self.opened_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                    *self.opened_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Instant::now());
                 }
             }
             Err(_) => {}

@@ -137,7 +137,7 @@ fn positive_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, Publish
 
 fn non_negative_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, PublishError> {
     match v {
-        Some(x) if x == 0.0 => Ok(0),
+        Some(0.0) => Ok(0),
         other => positive_int(name, other, default),
     }
 }
@@ -146,9 +146,12 @@ impl Config {
     /// Resolves options against the environment and validates everything.
     pub fn resolve(o: Options) -> Result<Config, PublishError> {
         let redis = redis_config(o.redis_url, o.redis_ca_file)?;
-        let database_url = o.database_url.or_else(|| env("DATABASE_URL")).ok_or_else(|| {
-            PublishError::config("no database URL: pass databaseUrl or set DATABASE_URL")
-        })?;
+        let database_url = o
+            .database_url
+            .or_else(|| env("DATABASE_URL"))
+            .ok_or_else(|| {
+                PublishError::config("no database URL: pass databaseUrl or set DATABASE_URL")
+            })?;
         let (database, schema) = database_config(&database_url)?;
         let stream = o.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string());
         validate_stream(&stream)?;
@@ -159,11 +162,9 @@ impl Config {
                 ))
             }
             (None, Some(n)) => Retention::MaxLen(positive_int("retention.maxLen", Some(n), 0)?),
-            (age, None) => Retention::MaxAgeMs(positive_int(
-                "retention.maxAgeMs",
-                age,
-                DEFAULT_MAX_AGE_MS,
-            )?),
+            (age, None) => {
+                Retention::MaxAgeMs(positive_int("retention.maxAgeMs", age, DEFAULT_MAX_AGE_MS)?)
+            }
         };
         let source = o.source.unwrap_or_else(|| "platform".to_string());
         if source.is_empty() || source.len() > crate::validate::MAX_ID_LEN {
@@ -194,8 +195,7 @@ impl Config {
             log_level,
             dedup_window_ms: positive_int("dedupWindowMs", o.dedup_window_ms, 600_000)?,
             max_in_flight: positive_int("maxInFlight", o.max_in_flight, 10_000)? as usize,
-            circuit_threshold: non_negative_int("circuitThreshold", o.circuit_threshold, 5)?
-                as u32,
+            circuit_threshold: non_negative_int("circuitThreshold", o.circuit_threshold, 5)? as u32,
             circuit_cooldown: Duration::from_millis(positive_int(
                 "circuitCooldownMs",
                 o.circuit_cooldown_ms,
@@ -297,7 +297,10 @@ fn database_config(url: &str) -> Result<(DatabaseConfig, Option<String>), Publis
     }
     let display = redact(url);
     let mut connect = PgConnectOptions::from_str(parsed.as_str()).map_err(|e| {
-        PublishError::config(format!("databaseUrl is invalid ({})", redact(&e.to_string())))
+        PublishError::config(format!(
+            "databaseUrl is invalid ({})",
+            redact(&e.to_string())
+        ))
     })?;
     if !pgbouncer {
         // Statements are prepared once per connection and reused.
@@ -383,7 +386,10 @@ mod tests {
         assert!(c.database.pgbouncer);
         assert_eq!(c.database.pool_size, 3);
         assert_eq!(c.table_sql, "\"tenant_a\".\"event_metadata\"");
-        assert_eq!(c.database.connect.get_ssl_mode(), PgSslMode::Require);
+        assert!(matches!(
+            c.database.connect.get_ssl_mode(),
+            PgSslMode::Require
+        ));
         assert_eq!(c.database.connect.get_port(), 6432);
         assert_eq!(c.database.connect.get_database(), Some("hyvve"));
         assert!(!c.database.display.contains("pw"));
@@ -417,16 +423,25 @@ mod tests {
         assert_eq!(Config::resolve(o).unwrap_err().code, Code::Config);
         let mut o = opts("postgres://127.0.0.1/test");
         o.metadata_table = Some("audit.events".into());
-        assert_eq!(Config::resolve(o).unwrap().table_sql, "\"audit\".\"events\"");
+        assert_eq!(
+            Config::resolve(o).unwrap().table_sql,
+            "\"audit\".\"events\""
+        );
         let mut o = opts("postgres://127.0.0.1/test");
         o.redis_url = Some("http://x".into());
         assert_eq!(Config::resolve(o).unwrap_err().code, Code::Config);
         let mut o = opts("postgres://127.0.0.1/test");
         o.timeout_ms = Some(-1.0);
-        assert!(Config::resolve(o).unwrap_err().message.contains("timeoutMs"));
+        assert!(Config::resolve(o)
+            .unwrap_err()
+            .message
+            .contains("timeoutMs"));
         let mut o = opts("postgres://127.0.0.1/test");
         o.retention_max_len = Some(2_592_000.0);
-        assert_eq!(Config::resolve(o).unwrap().retention, Retention::MaxLen(2_592_000));
+        assert_eq!(
+            Config::resolve(o).unwrap().retention,
+            Retention::MaxLen(2_592_000)
+        );
         let mut o = opts("postgres://127.0.0.1/test");
         o.retention_max_len = Some(5.0);
         o.retention_max_age_ms = Some(5.0);

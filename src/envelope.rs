@@ -245,9 +245,18 @@ mod tests {
     #[test]
     fn timestamps_match_to_iso_string() {
         assert_eq!(iso_timestamp_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso_timestamp_ms(1_795_761_161_123), "2026-11-27T06:32:41.123Z");
-        assert_eq!(iso_timestamp_ms(951_782_400_007), "2000-02-29T00:00:00.007Z");
-        assert_eq!(iso_timestamp_ms(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(
+            iso_timestamp_ms(1_795_761_161_123),
+            "2026-11-27T06:32:41.123Z"
+        );
+        assert_eq!(
+            iso_timestamp_ms(951_782_400_007),
+            "2000-02-29T00:00:00.007Z"
+        );
+        assert_eq!(
+            iso_timestamp_ms(4_102_444_799_999),
+            "2099-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]
@@ -274,7 +283,10 @@ mod tests {
         push_json_string(&mut s, "a\"b\\c\nd\u{1}\u{1f}\u{8}\u{c}é€😀\u{2028}/");
         assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001\\u001f\\b\\fé€😀\u{2028}/\"");
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v.as_str().unwrap(), "a\"b\\c\nd\u{1}\u{1f}\u{8}\u{c}é€😀\u{2028}/");
+        assert_eq!(
+            v.as_str().unwrap(),
+            "a\"b\\c\nd\u{1}\u{1f}\u{8}\u{c}é€😀\u{2028}/"
+        );
     }
 
     #[test]
@@ -295,7 +307,10 @@ mod tests {
         i.correlation_id = Some("corr-7".into());
         i.event_id = Some("evt-7".into());
         let e = PreparedEvent::prepare(i, "platform", 1 << 20).unwrap();
-        assert_eq!((e.source.as_str(), e.correlation_id.as_str()), ("approvals", "corr-7"));
+        assert_eq!(
+            (e.source.as_str(), e.correlation_id.as_str()),
+            ("approvals", "corr-7")
+        );
         assert_eq!(e.event_id, "evt-7");
         assert!(e.caller_event_id);
     }
@@ -320,15 +335,40 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_field() {
-        let cases: Vec<(fn(&mut EventInput), &str, Code)> = vec![
-            (|i| i.tenant_id.clear(), "context.tenantId", Code::InvalidEvent),
+        type Case = (fn(&mut EventInput), &'static str, Code);
+        let cases: Vec<Case> = vec![
+            (
+                |i| i.tenant_id.clear(),
+                "context.tenantId",
+                Code::InvalidEvent,
+            ),
             (|i| i.user_id.clear(), "context.userId", Code::InvalidEvent),
-            (|i| i.event_type = "Bad Type".into(), "type", Code::InvalidEvent),
+            (
+                |i| i.event_type = "Bad Type".into(),
+                "type",
+                Code::InvalidEvent,
+            ),
             (|i| i.data_json = "[1]".into(), "data", Code::InvalidEvent),
-            (|i| i.data_json = format!("{{\"a\":\"{}\"}}", "x".repeat(100)), "data", Code::PayloadTooLarge),
-            (|i| i.event_id = Some("a b".into()), "context.eventId", Code::InvalidEvent),
-            (|i| i.correlation_id = Some("c".repeat(300)), "context.correlationId", Code::InvalidEvent),
-            (|i| i.source = Some("s".repeat(300)), "context.source", Code::InvalidEvent),
+            (
+                |i| i.data_json = format!("{{\"a\":\"{}\"}}", "x".repeat(100)),
+                "data",
+                Code::PayloadTooLarge,
+            ),
+            (
+                |i| i.event_id = Some("a b".into()),
+                "context.eventId",
+                Code::InvalidEvent,
+            ),
+            (
+                |i| i.correlation_id = Some("c".repeat(300)),
+                "context.correlationId",
+                Code::InvalidEvent,
+            ),
+            (
+                |i| i.source = Some("s".repeat(300)),
+                "context.source",
+                Code::InvalidEvent,
+            ),
         ];
         for (mutate, field, code) in cases {
             let mut i = input();

@@ -180,7 +180,11 @@ fn redact_password_pairs(text: &str) -> String {
     let end = text[start..]
         .find(|c: char| c == '&' || c.is_whitespace())
         .map_or(text.len(), |e| start + e);
-    format!("{}***{}", &text[..start], redact_password_pairs(&text[end..]))
+    format!(
+        "{}***{}",
+        &text[..start],
+        redact_password_pairs(&text[end..])
+    )
 }
 
 #[cfg(test)]

@@ -133,7 +133,8 @@ impl MetadataStore {
             return Ok(HashMap::new());
         }
         // Only retries get here: look up the rows that were already there.
-        let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+        let inserted: std::collections::HashSet<&str> =
+            inserted.iter().map(String::as_str).collect();
         let missing: Vec<&str> = events
             .iter()
             .map(|e| e.event_id.as_str())
@@ -301,8 +302,10 @@ impl MetadataStore {
             "SELECT pg_advisory_xact_lock(7243001); \
              DO $migration$ BEGIN IF to_regclass('event_metadata') IS NULL THEN {MIGRATION_SQL} END IF; END $migration$;"
         );
-        self.bounded("migrate", async { sqlx::raw_sql(&sql).execute(&self.pool).await })
-            .await?;
+        self.bounded("migrate", async {
+            sqlx::raw_sql(&sql).execute(&self.pool).await
+        })
+        .await?;
         Ok(true)
     }
 

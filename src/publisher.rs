@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use std::sync::Mutex;
+
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::circuit::{Admit, Circuit};
 use crate::config::Config;
@@ -20,13 +22,19 @@ use crate::envelope::{EventInput, PreparedEvent};
 use crate::errors::{Code, PublishError};
 use crate::ids;
 use crate::logging::{Level, LogRecord, LogSink, Logger};
-use crate::metadata_store::MetadataStore;
+use crate::metadata_store::{ExistingRow, MetadataStore};
 use crate::stream_writer::{Append, StreamWriter};
 
 /// Most events coalesced into one group of single publishes (a batch is never split).
 const MAX_GROUP_EVENTS: usize = 1024;
-/// Most groups being written at once.
-const MAX_GROUPS_IN_FLIGHT: u32 = 4;
+/// Most groups being written at once. Measured here: more parallel groups mean smaller groups and
+/// more commits, which costs more than the overlap gains (see bench/RESULTS.md).
+const MAX_GROUPS_IN_FLIGHT: u32 = 2;
+/// Rows per INSERT/UPDATE statement of a large group; chunks run on parallel connections.
+const ROWS_PER_STATEMENT: usize = 250;
+/// Longest wait for a group to fill up to the size of the previous one (never on the idle path:
+/// after a group of one, the next group goes out at once).
+const GATHER_WAIT: Duration = Duration::from_millis(1);
 
 /// What `health()` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +91,10 @@ struct Writer {
     circuit: Circuit,
     timeout: Duration,
     in_flight: Arc<InFlight>,
+    queue: Mutex<Vec<Job>>,
+    arrived: Notify,
+    slots: Arc<Semaphore>,
+    last_group_jobs: AtomicUsize,
 }
 
 /// A connected publisher. Cheap to clone; all clones share one set of connections.
@@ -93,7 +105,6 @@ pub struct Publisher {
 
 struct Inner {
     writer: Arc<Writer>,
-    tx: mpsc::UnboundedSender<Job>,
     in_flight: Arc<InFlight>,
     closed: AtomicBool,
     default_source: String,
@@ -139,14 +150,16 @@ impl Publisher {
             circuit: Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown),
             timeout: cfg.timeout,
             in_flight: in_flight.clone(),
+            queue: Mutex::new(Vec::new()),
+            arrived: Notify::new(),
+            slots: Arc::new(Semaphore::new(
+                cfg.database.pool_size.clamp(1, MAX_GROUPS_IN_FLIGHT) as usize,
+            )),
+            last_group_jobs: AtomicUsize::new(1),
         });
-        let (tx, rx) = mpsc::unbounded_channel();
-        let groups = cfg.database.pool_size.clamp(1, MAX_GROUPS_IN_FLIGHT) as usize;
-        tokio::spawn(run_committer(writer.clone(), rx, groups));
         Ok(Publisher {
             inner: Arc::new(Inner {
                 writer,
-                tx,
                 in_flight,
                 closed: AtomicBool::new(false),
                 default_source: cfg.source,
@@ -173,7 +186,10 @@ impl Publisher {
     }
 
     /// Publishes events atomically; resolves to their ids in input order.
-    pub async fn publish_batch(&self, inputs: Vec<EventInput>) -> Result<Vec<String>, PublishError> {
+    pub async fn publish_batch(
+        &self,
+        inputs: Vec<EventInput>,
+    ) -> Result<Vec<String>, PublishError> {
         if inputs.is_empty() {
             return if self.inner.closed.load(Ordering::SeqCst) {
                 Err(PublishError::closed())
@@ -183,9 +199,10 @@ impl Publisher {
         }
         let mut events = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.into_iter().enumerate() {
-            events.push(self.prepare(input).map_err(|e| {
-                PublishError::new(e.code, format!("events[{i}].{}", e.message))
-            })?);
+            events
+                .push(self.prepare(input).map_err(|e| {
+                    PublishError::new(e.code, format!("events[{i}].{}", e.message))
+                })?);
         }
         let mut seen = std::collections::HashSet::new();
         for (i, e) in events.iter().enumerate() {
@@ -200,12 +217,20 @@ impl Publisher {
     }
 
     fn prepare(&self, input: EventInput) -> Result<PreparedEvent, PublishError> {
-        PreparedEvent::prepare(input, &self.inner.default_source, self.inner.max_payload_bytes)
+        PreparedEvent::prepare(
+            input,
+            &self.inner.default_source,
+            self.inner.max_payload_bytes,
+        )
     }
 
     /// Admits the events (closed? circuit? room?), queues them for the committer and waits for
     /// their outcome, at most `timeoutMs`.
-    async fn submit(&self, events: Vec<PreparedEvent>, batch: bool) -> Result<Vec<String>, PublishError> {
+    async fn submit(
+        &self,
+        events: Vec<PreparedEvent>,
+        batch: bool,
+    ) -> Result<Vec<String>, PublishError> {
         let inner = &self.inner;
         let n = events.len();
         // Count first, then check `closed`: `close()` sets `closed` and then waits for the count,
@@ -238,10 +263,7 @@ impl Publisher {
             trial,
             reply,
         };
-        if let Err(mpsc::error::SendError(job)) = inner.tx.send(job) {
-            drop(job);
-            return refuse(PublishError::closed());
-        }
+        inner.writer.enqueue(job);
         match tokio::time::timeout(inner.timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(PublishError::new(
@@ -325,37 +347,80 @@ impl Publisher {
     }
 }
 
-/// Takes queued jobs and writes them in groups, at most `groups` at a time. A group is taken as
-/// soon as a slot is free, with whatever has queued up by then.
-async fn run_committer(writer: Arc<Writer>, mut rx: mpsc::UnboundedReceiver<Job>, groups: usize) {
-    let slots = Arc::new(Semaphore::new(groups));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        let mut count = first.events.len();
-        let mut jobs = vec![first];
-        while count < MAX_GROUP_EVENTS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    count += job.events.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
+impl Writer {
+    /// Queues a job and makes sure a leader will write it: the first caller that finds a free
+    /// slot leads, writing groups until the queue is empty. No separate committer task, so a
+    /// lone publish costs no extra thread hand-off.
+    fn enqueue(self: &Arc<Self>, job: Job) {
+        self.lock_queue().push(job);
+        self.arrived.notify_one();
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            tokio::spawn(self.clone().lead(slot));
+        }
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn lead(self: Arc<Self>, slot: OwnedSemaphorePermit) {
+        let mut slot = Some(slot);
+        loop {
+            let jobs = self.gather().await;
+            if !jobs.is_empty() {
+                self.write_group(jobs).await;
+                continue;
+            }
+            // Give the slot back, then look once more: a job queued after `gather` saw an empty
+            // queue, while this slot was still held, would otherwise wait for the next caller.
+            drop(slot.take());
+            if self.lock_queue().is_empty() {
+                return;
+            }
+            match self.slots.clone().try_acquire_owned() {
+                Ok(s) => slot = Some(s),
+                Err(_) => return, // another leader has it
             }
         }
-        let writer = writer.clone();
-        tokio::spawn(async move {
-            writer.write_group(jobs).await;
-            drop(slot);
-        });
     }
-}
 
-impl Writer {
+    /// Takes the queued jobs as the next group. Under load (the previous group had several
+    /// jobs) it waits up to `GATHER_WAIT` for as many jobs as last time, so that a burst of
+    /// callers released together goes out together instead of as one straggler plus the rest.
+    async fn gather(&self) -> Vec<Job> {
+        let expected = self.last_group_jobs.load(Ordering::Relaxed);
+        if expected > 1 {
+            let until = Instant::now() + GATHER_WAIT;
+            loop {
+                let queued = self.lock_queue().len();
+                if queued == 0 || queued >= expected {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                let _ = tokio::time::timeout(until - now, self.arrived.notified()).await;
+            }
+        }
+        let mut queue = self.lock_queue();
+        let mut count = 0;
+        let mut take = 0;
+        for job in queue.iter() {
+            if take > 0 && count + job.events.len() > MAX_GROUP_EVENTS {
+                break;
+            }
+            count += job.events.len();
+            take += 1;
+        }
+        let jobs: Vec<Job> = queue.drain(..take).collect();
+        drop(queue);
+        if !jobs.is_empty() {
+            self.last_group_jobs.store(jobs.len(), Ordering::Relaxed);
+        }
+        jobs
+    }
+
     async fn write_group(&self, jobs: Vec<Job>) {
         let results = self.write(&jobs).await;
         for (job, result) in jobs.into_iter().zip(results) {
@@ -375,10 +440,13 @@ impl Writer {
         let fail_all = |e: PublishError| jobs.iter().map(|_| Err(e.clone())).collect();
 
         // 1. Rows first (PENDING, stream_id '0-0'). Idempotent, so an ambiguous failure is retried.
-        let existing = match retry(deadline, false, || self.store.insert_pending(&all)).await {
+        let t0 = Instant::now();
+        let existing = match retry(deadline, false, || self.insert_rows(&all)).await {
             Ok(existing) => existing,
             Err(e) => {
-                if e.outcome_unknown {
+                // A failed single statement inserted nothing, but a lost reply may hide a commit and
+                // other chunks of a large group may have committed.
+                if e.outcome_unknown || all.len() > ROWS_PER_STATEMENT {
                     self.undo_rows(&all, &[]).await;
                 }
                 return fail_all(e);
@@ -472,11 +540,15 @@ impl Writer {
             }
         }
 
+        let t1 = Instant::now();
         // 3. Patch the real stream ids in. The entries are out, so this is retried through any
         //    failure until the deadline; only then is the publish undone.
         let ev: Vec<&str> = live.iter().map(|e| e.event_id.as_str()).collect();
-        let st: Vec<&str> = live.iter().map(|e| stream_ids[e.event_id.as_str()].as_str()).collect();
-        if let Err(e) = retry(deadline, true, || self.store.set_stream_ids(&ev, &st)).await {
+        let st: Vec<&str> = live
+            .iter()
+            .map(|e| stream_ids[e.event_id.as_str()].as_str())
+            .collect();
+        if let Err(e) = retry(deadline, true, || self.patch_rows(&ev, &st)).await {
             let appended: Vec<(&str, Option<&str>)> = to_append
                 .iter()
                 .map(|ev| {
@@ -505,6 +577,14 @@ impl Writer {
             return merge(results, Err(e));
         }
 
+        if std::env::var_os("EP_TIMING").is_some() {
+            eprintln!(
+                "group n={} insert+append={:?} update={:?}",
+                all.len(),
+                t1 - t0,
+                t1.elapsed()
+            );
+        }
         let mut out = Vec::with_capacity(jobs.len());
         for (r, job) in results.into_iter().zip(jobs) {
             out.push(r.unwrap_or_else(|| {
@@ -513,6 +593,59 @@ impl Writer {
             }));
         }
         out
+    }
+
+    /// Inserts the rows, large groups as parallel statements of `ROWS_PER_STATEMENT` rows on
+    /// separate connections (a failed chunk fails the step; `write` then undoes every chunk).
+    async fn insert_rows(
+        &self,
+        events: &[&PreparedEvent],
+    ) -> Result<HashMap<String, ExistingRow>, PublishError> {
+        if events.len() <= ROWS_PER_STATEMENT {
+            return self.store.insert_pending(events).await;
+        }
+        let parts = futures_util::future::join_all(
+            events
+                .chunks(ROWS_PER_STATEMENT)
+                .map(|c| self.store.insert_pending(c)),
+        )
+        .await;
+        let mut existing = HashMap::new();
+        let mut failure: Option<PublishError> = None;
+        for part in parts {
+            match part {
+                Ok(m) => existing.extend(m),
+                // Prefer reporting a definite failure: it decides whether `write` undoes.
+                Err(e) => {
+                    if failure.as_ref().is_none_or(|f| f.outcome_unknown) {
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(existing),
+        }
+    }
+
+    /// Sets the rows' stream ids, large groups as parallel statements.
+    async fn patch_rows(
+        &self,
+        event_ids: &[&str],
+        stream_ids: &[&str],
+    ) -> Result<(), PublishError> {
+        if event_ids.len() <= ROWS_PER_STATEMENT {
+            return self.store.set_stream_ids(event_ids, stream_ids).await;
+        }
+        futures_util::future::try_join_all(
+            event_ids
+                .chunks(ROWS_PER_STATEMENT)
+                .zip(stream_ids.chunks(ROWS_PER_STATEMENT))
+                .map(|(e, s)| self.store.set_stream_ids(e, s)),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Deletes rows of an undone publish (best effort: a failure is logged; `reconcile()` finds
@@ -597,7 +730,11 @@ fn merge(
 /// Runs `op` until it succeeds, fails definitely, or `deadline` passes. Only failures whose
 /// outcome is unknown are retried, unless `any_infrastructure` (for idempotent steps that must
 /// not give up while a store restarts).
-async fn retry<T, F, Fut>(deadline: Instant, any_infrastructure: bool, mut op: F) -> Result<T, PublishError>
+async fn retry<T, F, Fut>(
+    deadline: Instant,
+    any_infrastructure: bool,
+    mut op: F,
+) -> Result<T, PublishError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, PublishError>>,
@@ -607,7 +744,8 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) => {
-                let retryable = e.outcome_unknown || (any_infrastructure && e.code.is_infrastructure());
+                let retryable =
+                    e.outcome_unknown || (any_infrastructure && e.code.is_infrastructure());
                 if !retryable || Instant::now() + delay >= deadline {
                     return Err(e);
                 }

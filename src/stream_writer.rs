@@ -122,7 +122,10 @@ impl StreamWriter {
         let mut conn = tokio::time::timeout(timeout, connecting)
             .await
             .map_err(|_| {
-                PublishError::timeout(&format!("connecting to Redis at {}", cfg.display), timeout.as_millis() as u64)
+                PublishError::timeout(
+                    &format!("connecting to Redis at {}", cfg.display),
+                    timeout.as_millis() as u64,
+                )
             })?
             .map_err(|e| PublishError::redis(&format!("connect to {}", cfg.display), &e))?;
 
@@ -192,7 +195,11 @@ impl StreamWriter {
         if ids.len() != events.len() {
             return Err(PublishError::new(
                 crate::errors::Code::Redis,
-                format!("append script returned {} ids for {} events", ids.len(), events.len()),
+                format!(
+                    "append script returned {} ids for {} events",
+                    ids.len(),
+                    events.len()
+                ),
             ));
         }
         Ok(ids)
@@ -219,10 +226,7 @@ impl StreamWriter {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<String>(&mut conn);
-        matches!(
-            tokio::time::timeout(self.op_timeout, ping).await,
-            Ok(Ok(_))
-        )
+        matches!(tokio::time::timeout(self.op_timeout, ping).await, Ok(Ok(_)))
     }
 
     /// Looks for the entries of these events near the time their rows were made (for
@@ -240,7 +244,10 @@ impl StreamWriter {
         let mut conn = self.conn.clone();
         for (event_id, created_ms) in rows {
             let mut from = format!("{}-0", (created_ms - SLACK_MS).max(0));
-            let end = format!("{}-0", created_ms + SLACK_MS + self.op_timeout.as_millis() as i64);
+            let end = format!(
+                "{}-0",
+                created_ms + SLACK_MS + self.op_timeout.as_millis() as i64
+            );
             let needle = format!("{{\"id\":{}", json_string(event_id));
             'pages: loop {
                 let page: redis::streams::StreamRangeReply = self

@@ -54,7 +54,10 @@ pub fn optional_id(field: &str, value: &str) -> Result<(), PublishError> {
         ));
     }
     if value.contains('\0') {
-        return Err(PublishError::invalid(field, "must not contain a NUL character"));
+        return Err(PublishError::invalid(
+            field,
+            "must not contain a NUL character",
+        ));
     }
     Ok(())
 }
