@@ -132,8 +132,13 @@ export declare class EventPublisher {
   static migrate(options?: Pick<PublisherOptions, 'databaseUrl' | 'timeoutMs'>): Promise<boolean>;
   /** Publishes one event; resolves to its event id once the row and the entry are both written. */
   publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): Promise<string>;
-  /** Publishes events atomically (all or none); resolves to their ids in input order. */
-  publishBatch(events: ReadonlyArray<BatchEvent>): Promise<string[]>;
+  /**
+   * Publishes events atomically (all or none); resolves to their ids in input order, `[]` for an
+   * empty array. Each event's `data` is checked against its own `type`.
+   */
+  publishBatch<const T extends readonly string[]>(
+    events: { readonly [K in keyof T]: BatchEvent<T[K]> },
+  ): Promise<string[]>;
   /** Whether each store answers now, and the circuit breaker's state. */
   health(): Promise<Health>;
   /** Settles rows left PENDING with stream_id '0-0' by a crashed process (see README). */

@@ -161,3 +161,14 @@ assertType<Equal<EventType, (typeof EventTypes)[keyof typeof EventTypes]>>();
 one = 'pm.task.phase_changed';
 
 export { typed, wrong, untyped, batch, allTyped, one, approvedLiteral };
+
+// publishBatch checks each event's payload against its own type.
+async function batchPayloadsAreChecked(pub: EventPublisher): Promise<void> {
+  await pub.publishBatch([
+    // @ts-expect-error a typed event with a payload missing its required fields
+    { type: EventTypes.APPROVAL_APPROVED, data: { approvalId: 'a' }, context: { tenantId: 't', userId: 'u' } },
+  ]);
+  const dynamic: Array<{ type: string; data: Record<string, unknown>; context: { tenantId: string; userId: string } }> = [];
+  await pub.publishBatch(dynamic);
+}
+void batchPayloadsAreChecked;
