@@ -71,4 +71,6 @@ export interface NativeOptions {
   maxInFlight?: number
   circuitThreshold?: number
   circuitCooldownMs?: number
+  /** `process.env`'s values of the variables the publisher reads. */
+  env?: Record<string, string>
 }

@@ -106,13 +106,22 @@ function configError(message) {
   return new EventPublisherError('ERR_CONFIG', message);
 }
 
+// Read in JS: test runners (jest) give each file its own process.env, invisible to native code.
+const ENV_VARS = ['REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'DATABASE_URL', 'EVENT_PUBLISHER_LOG'];
+
+function envSnapshot() {
+  const env = {};
+  for (const k of ENV_VARS) if (typeof process.env[k] === 'string') env[k] = process.env[k];
+  return env;
+}
+
 /** PublisherOptions → the native options object (flat), checking types so that mistakes say which option. */
 function nativeOptions(options) {
-  if (options === undefined || options === null) return {};
+  if (options === undefined || options === null) return { env: envSnapshot() };
   if (typeof options !== 'object') throw configError(`options must be an object, got ${describe(options)}`);
   const unknown = Object.keys(options).filter((k) => !OPTION_KEYS.has(k));
   if (unknown.length) throw configError(`unknown option${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
-  const out = {};
+  const out = { env: envSnapshot() };
   const str = (k) => {
     const v = options[k];
     if (v === undefined || v === null) return;

@@ -38,6 +38,8 @@ pub struct NativeOptions {
     pub max_in_flight: Option<f64>,
     pub circuit_threshold: Option<f64>,
     pub circuit_cooldown_ms: Option<f64>,
+    /// `process.env`'s values of the variables the publisher reads.
+    pub env: Option<std::collections::HashMap<String, String>>,
 }
 
 impl From<NativeOptions> for Options {
@@ -58,6 +60,7 @@ impl From<NativeOptions> for Options {
             max_in_flight: o.max_in_flight,
             circuit_threshold: o.circuit_threshold,
             circuit_cooldown_ms: o.circuit_cooldown_ms,
+            env: o.env,
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct Options {
     pub circuit_cooldown_ms: Option<f64>,
     /// PEM file of a CA to trust for `rediss://` (self-signed servers).
     pub redis_ca_file: Option<String>,
+    /// The environment to read defaults from; `None` reads the process environment. (Node
+    /// passes `process.env`'s values, which a test runner may have changed without `setenv`.)
+    pub env: Option<std::collections::HashMap<String, String>>,
 }
 
 /// How the stream is trimmed on every write.
@@ -120,9 +123,23 @@ pub struct Config {
     pub circuit_cooldown: Duration,
 }
 
-/// Reads an environment variable, treating empty as unset.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// The variables the publisher reads.
+pub const ENV_VARS: [&str; 6] = [
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_PASSWORD",
+    "DATABASE_URL",
+    "EVENT_PUBLISHER_LOG",
+];
+
+/// Reads an environment variable (from the given map, else the process), empty meaning unset.
+fn env_in(map: Option<&std::collections::HashMap<String, String>>, name: &str) -> Option<String> {
+    match map {
+        Some(m) => m.get(name).cloned(),
+        None => std::env::var(name).ok(),
+    }
+    .filter(|v| !v.is_empty())
 }
 
 fn positive_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, PublishError> {
@@ -145,7 +162,9 @@ fn non_negative_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, Pub
 impl Config {
     /// Resolves options against the environment and validates everything.
     pub fn resolve(o: Options) -> Result<Config, PublishError> {
-        let redis = redis_config(o.redis_url, o.redis_ca_file)?;
+        let env_map = o.env;
+        let env = |name: &str| env_in(env_map.as_ref(), name);
+        let redis = redis_config(o.redis_url, o.redis_ca_file, &env)?;
         let database_url = o
             .database_url
             .or_else(|| env("DATABASE_URL"))
@@ -207,7 +226,11 @@ impl Config {
 
 /// The Redis URL: the option, else `REDIS_URL`, else `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`,
 /// else the local default.
-fn redis_config(url: Option<String>, ca_file: Option<String>) -> Result<RedisConfig, PublishError> {
+fn redis_config(
+    url: Option<String>,
+    ca_file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RedisConfig, PublishError> {
     let url = match url.or_else(|| env("REDIS_URL")) {
         Some(u) => u,
         None => {
@@ -452,8 +475,48 @@ mod tests {
     }
 
     #[test]
+    fn environment_defaults() {
+        let env: std::collections::HashMap<String, String> = [
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "p@ss word"),
+            ("DATABASE_URL", "postgres://u@db/app"),
+            ("EVENT_PUBLISHER_LOG", "warn"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = Config::resolve(Options {
+            env: Some(env.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.redis.url, "redis://:p%40ss%20word@cache.internal:6380/0");
+        assert!(!c.redis.display.contains("p%40ss"));
+        assert_eq!(c.database.connect.get_host(), "db");
+        assert_eq!(c.log_level, Level::Warn);
+        let mut with_url = env;
+        with_url.insert("REDIS_URL".into(), "redis://other:1".into());
+        let c = Config::resolve(Options {
+            env: Some(with_url),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.redis.url, "redis://other:1");
+        let e = Config::resolve(Options {
+            env: Some(Default::default()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.message.contains("DATABASE_URL"));
+    }
+
+    #[test]
     fn redis_url_from_parts_keeps_password_out_of_display() {
-        let c = redis_config(Some("rediss://:s3cret@cache:6380/0".into()), None).unwrap();
+        let c = redis_config(Some("rediss://:s3cret@cache:6380/0".into()), None, &|_| {
+            None
+        })
+        .unwrap();
         assert!(c.tls);
         assert!(!c.display.contains("s3cret"));
         assert!(c.url.contains("s3cret"));

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::Row;
+use sqlx::{ConnectOptions, Row};
 
 use crate::config::DatabaseConfig;
 use crate::envelope::PreparedEvent;
@@ -41,31 +41,45 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
-    /// Opens the pool (bounded by `timeout`) and checks one connection.
+    /// Opens the pool after checking, with one direct connection, that the server answers (so a
+    /// refused or rejected connection is reported as such, at once, not as a pool timeout).
     pub async fn connect(
         cfg: &DatabaseConfig,
         table_sql: &str,
         timeout: Duration,
     ) -> Result<Self, PublishError> {
+        let probe = async {
+            let mut conn = cfg.connect.connect().await?;
+            sqlx::Connection::ping(&mut conn).await?;
+            sqlx::Connection::close(conn).await
+        };
+        let describe = |e: PublishError| {
+            PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(describe(PublishError::database("connect", &e))),
+            Err(_) => {
+                return Err(describe(PublishError::timeout(
+                    "connecting to Postgres",
+                    timeout.as_millis() as u64,
+                )))
+            }
+        }
+        // While Postgres is down the pool retries refused connections until the acquire timeout:
+        // keep that short so publishes fail fast (and the circuit breaker can open).
         let pool = PgPoolOptions::new()
             .max_connections(cfg.pool_size)
             .min_connections(0)
-            .acquire_timeout(timeout)
+            .acquire_timeout(timeout.min(Duration::from_secs(1)))
             .test_before_acquire(false)
             .connect_lazy_with(cfg.connect.clone());
-        let store = MetadataStore::with_pool(pool, !cfg.pgbouncer, table_sql, timeout);
-        store
-            .bounded("connect", async {
-                sqlx::query("SELECT 1")
-                    .persistent(store.persistent)
-                    .execute(&store.pool)
-                    .await
-            })
-            .await
-            .map_err(|e| {
-                PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
-            })?;
-        Ok(store)
+        Ok(MetadataStore::with_pool(
+            pool,
+            !cfg.pgbouncer,
+            table_sql,
+            timeout,
+        ))
     }
 
     fn with_pool(pool: PgPool, persistent: bool, table: &str, timeout: Duration) -> Self {
