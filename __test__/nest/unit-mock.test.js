@@ -1,0 +1,72 @@
+'use strict';
+// The platform's unit-test style, unchanged: the service under test gets
+// `{ provide: EventPublisherService, useValue: { publish: jest.fn() } }` and a fake database; no store is touched.
+const { Test } = require('@nestjs/testing');
+const { EventPublisherService } = require('@hyvve/event-publisher/nest');
+const h = require('./helpers');
+
+const { ApprovalRouterService, ApprovalsService, PG_POOL } = h.loadExample();
+
+function fakePool(row) {
+  return { query: jest.fn(async () => ({ rows: [row], rowCount: 1 })) };
+}
+
+const row = {
+  id: 'appr-1',
+  workspace_id: 'ws-1',
+  type: 'content',
+  title: 'Blog post',
+  status: 'pending',
+  priority: 'medium',
+  confidence_score: 70,
+  recommendation: 'review',
+  assigned_to_id: null,
+  requested_by: 'user-1',
+  due_at: new Date('2026-12-01T10:00:00.000Z'),
+  source_module: null,
+  source_id: null,
+};
+
+test('ApprovalRouterService publishes through a mocked EventPublisherService', async () => {
+  const publish = jest.fn().mockResolvedValue('evt-1');
+  const moduleRef = await Test.createTestingModule({
+    providers: [ApprovalRouterService, { provide: EventPublisherService, useValue: { publish } }, { provide: PG_POOL, useValue: fakePool(row) }],
+  }).compile();
+
+  const item = await moduleRef.get(ApprovalRouterService).routeApproval('ws-1', 'user-1', 'content', 'Blog post', 70, { dueAt: row.due_at });
+
+  expect(item).toBe(row);
+  expect(publish).toHaveBeenCalledTimes(1);
+  expect(publish).toHaveBeenCalledWith(
+    'approval.item.requested',
+    {
+      approvalId: 'appr-1',
+      type: 'content',
+      title: 'Blog post',
+      confidenceScore: 70,
+      recommendation: 'review',
+      assignedToId: undefined,
+      dueAt: row.due_at,
+      sourceModule: undefined,
+      sourceId: undefined,
+    },
+    { tenantId: 'ws-1', userId: 'user-1', source: 'approval-router' },
+  );
+  await moduleRef.close();
+});
+
+test('ApprovalsService.approve publishes approval.item.approved through the mock', async () => {
+  const publish = jest.fn().mockResolvedValue('evt-2');
+  const moduleRef = await Test.createTestingModule({
+    providers: [ApprovalsService, { provide: EventPublisherService, useValue: { publish } }, { provide: PG_POOL, useValue: fakePool({ ...row, status: 'approved' }) }],
+  }).compile();
+
+  await moduleRef.get(ApprovalsService).approve('ws-1', 'appr-1', 'user-2', { notes: 'ok' });
+
+  expect(publish).toHaveBeenCalledWith(
+    'approval.item.approved',
+    { approvalId: 'appr-1', type: 'content', title: 'Blog post', decision: 'approved', decidedById: 'user-2', decisionNotes: 'ok', confidenceScore: 70 },
+    { tenantId: 'ws-1', userId: 'user-2', source: 'approvals' },
+  );
+  await moduleRef.close();
+});

@@ -1,0 +1,3 @@
+// apps/api/src/events/index.ts: unchanged.
+export { EventsModule } from './events.module';
+export { EventPublisherService } from './event-publisher.service';

@@ -1,0 +1,71 @@
+// Typings of @hyvve/event-publisher/nest: the NestJS module and injectable service.
+import type { DynamicModule, InjectionToken, ModuleMetadata, OnModuleDestroy, OnModuleInit, OptionalFactoryDependency } from '@nestjs/common';
+import type { BatchEvent, Health, PayloadOf, PublishContext, PublisherOptions } from '../index.js';
+
+/**
+ * Options of {@link EventPublisherModule.forRoot}: the publisher's options (each defaults from the
+ * environment) plus Nest-specific ones. Log records go to Nest's `Logger` (context
+ * `EventPublisherService`) unless a `logger` function is given.
+ */
+export interface EventPublisherModuleOptions extends PublisherOptions {
+  /** Register the module globally, so feature modules can inject `EventPublisherService` without importing it. */
+  isGlobal?: boolean;
+  /**
+   * When a store is unreachable at bootstrap, start anyway instead of failing it: publishes reject
+   * with an `EventPublisherError` (the connection error's code) until a background reconnect succeeds.
+   * A configuration error (`ERR_CONFIG`) still fails the bootstrap. Default `false`.
+   */
+  startDegraded?: boolean;
+  /** First delay between background reconnects in degraded mode, in ms (doubles up to `maxReconnectIntervalMs`). Default 1000. */
+  reconnectIntervalMs?: number;
+  /** Longest delay between background reconnects, in ms. Default 30000. */
+  maxReconnectIntervalMs?: number;
+}
+
+/** Options of {@link EventPublisherModule.forRootAsync}. */
+export interface EventPublisherModuleAsyncOptions {
+  /** Modules exporting the providers `inject` names (e.g. `ConfigModule`). */
+  imports?: ModuleMetadata['imports'];
+  /** Providers passed to `useFactory`, in order. */
+  inject?: Array<InjectionToken | OptionalFactoryDependency>;
+  /** Makes the options; `isGlobal` is read from these async options, not from the factory's result. */
+  useFactory: (...args: any[]) => Omit<EventPublisherModuleOptions, 'isGlobal'> | Promise<Omit<EventPublisherModuleOptions, 'isGlobal'>>;
+  /** Register the module globally. */
+  isGlobal?: boolean;
+}
+
+/** What {@link EventPublisherService.health} reports: the stores' health and the service's state. */
+export interface EventPublisherHealth extends Health {
+  /** `ready` when connected; `degraded` while reconnecting in the background (stores then report `false`). */
+  state: 'idle' | 'connecting' | 'ready' | 'degraded' | 'closed';
+}
+
+/** DI token of the module options (what `forRoot`/`forRootAsync` register). */
+export declare const EVENT_PUBLISHER_OPTIONS: unique symbol;
+
+/**
+ * The platform's `EventPublisherService`, injectable under that class (the DI token). Connects on
+ * module init, closes on module destroy; logs through Nest's `Logger` (context `EventPublisherService`).
+ */
+export declare class EventPublisherService implements OnModuleInit, OnModuleDestroy {
+  /** Without options (e.g. listed directly in a module's `providers`) everything comes from the environment. */
+  constructor(options?: EventPublisherModuleOptions);
+  /** Publishes one event; resolves to its event id (not the stream id) once the row and the entry are written. */
+  publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): Promise<string>;
+  /** Publishes events atomically (all or none); resolves to their event ids in input order. */
+  publishBatch(events: ReadonlyArray<BatchEvent>): Promise<string[]>;
+  /** Whether each store answers now, the circuit breaker's state, and the service's state. */
+  health(): Promise<EventPublisherHealth>;
+  /** Connects to both stores; rejects with an `EventPublisherError` (failing the bootstrap) unless `startDegraded`. */
+  onModuleInit(): Promise<void>;
+  /** Waits for in-flight publishes, then closes the connections. */
+  onModuleDestroy(): Promise<void>;
+}
+
+/** The NestJS module providing {@link EventPublisherService}. */
+export declare class EventPublisherModule {
+  /** Registers the service with these options (each defaults from the environment: `REDIS_URL`/`REDIS_HOST`…, `DATABASE_URL`). */
+  static forRoot(options?: EventPublisherModuleOptions): DynamicModule;
+  /** Registers the service with options made by a factory (e.g. from `ConfigService`). */
+  static forRootAsync(options: EventPublisherModuleAsyncOptions): DynamicModule;
+}
