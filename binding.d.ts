@@ -13,6 +13,15 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativePublisher {
   /** Connects and verifies both stores. */
   static connect(options?: NativeOptions | undefined | null, logger?: LoggerFn | undefined | null): Promise<NativePublisher>
+  /** Registers the function called when finished publishes are ready to `drain()`. */
+  listen(onReady: WakeFn): void
+  /**
+   * Starts publishing one event; its outcome arrives through `drain()` under `ticket`.
+   * `data` is `JSON.stringify(data)`.
+   */
+  submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null): void
+  /** Takes every finished publish. */
+  drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */
   static migrate(options?: NativeOptions | undefined | null): Promise<boolean>
   /** Publishes one event; `data` is `JSON.stringify(data)`. */
@@ -25,6 +34,16 @@ export declare class NativePublisher {
   reconcile(olderThanMs: number): Promise<{ examined: number; repaired: number; failed: number }>
   /** Waits for in-flight publishes, then closes connections. */
   close(): Promise<void>
+}
+
+/** Finished publishes as `drain()` hands them over: parallel arrays. */
+export interface Drained {
+  /** The tickets `submit` was given. */
+  tickets: Array<number>
+  /** Whether each publish succeeded. */
+  ok: Array<boolean>
+  /** The event id, or the error (`ERR_…: message`, `?` first when the outcome is unknown). */
+  values: Array<string>
 }
 
 /** A structured log record as the `logger` callback receives it. */

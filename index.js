@@ -160,9 +160,17 @@ function safeLogger(logger) {
   };
 }
 
+const noop = () => {};
+
 /** Publishes events to the Redis stream and the event_metadata table. */
 class EventPublisher {
   #native;
+  // Single publishes: each gets a ticket; the addon reports finished tickets in batches (one
+  // wake-up of this thread per group, not per event), and `#settle` settles their promises.
+  #pending = new Map();
+  #nextTicket = 1;
+  // A ref'd timer keeps the process alive while publishes are pending, and only then.
+  #keepAlive = null;
 
   /** @private Use EventPublisher.connect(). */
   constructor(native) {
@@ -170,6 +178,19 @@ class EventPublisher {
       throw new TypeError('use EventPublisher.connect(options) to create a publisher');
     }
     this.#native = native;
+    native.listen(() => this.#settle());
+  }
+
+  #settle() {
+    const { tickets, ok, values } = this.#native.drain();
+    for (let i = 0; i < tickets.length; i++) {
+      const waiter = this.#pending.get(tickets[i]);
+      if (!waiter) continue;
+      this.#pending.delete(tickets[i]);
+      if (ok[i]) waiter.resolve(values[i]);
+      else waiter.reject(fromNative({ message: values[i] }));
+    }
+    if (this.#pending.size === 0 && this.#keepAlive) this.#keepAlive.unref();
   }
 
   /** Connects to both stores and verifies them. */
@@ -193,13 +214,20 @@ class EventPublisher {
     } catch (err) {
       return Promise.reject(err);
     }
+    const ticket = this.#nextTicket;
+    this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1;
     try {
-      return this.#native
-        .publish(e.type, e.data, e.tenantId, e.userId, e.correlationId, e.source, e.eventId)
-        .catch(rethrow);
+      this.#native.submit(ticket, e.type, e.data, e.tenantId, e.userId, e.correlationId, e.source, e.eventId);
     } catch (err) {
       return Promise.reject(fromNative(err));
     }
+    if (this.#pending.size === 0) {
+      if (!this.#keepAlive) this.#keepAlive = setInterval(noop, 0x7fffffff);
+      else this.#keepAlive.ref();
+    }
+    return new Promise((resolve, reject) => {
+      this.#pending.set(ticket, { resolve, reject });
+    });
   }
 
   /** Publishes events atomically; resolves to their ids in input order. */

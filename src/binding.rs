@@ -2,12 +2,13 @@
 //! where a Rust error becomes a JS error; the JS wrapper (`index.js`) reads the stable code from
 //! the `ERR_…: ` prefix of its message and throws an `EventPublisherError`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use crate::completions::Completions;
 use crate::config::{Config, Options};
 use crate::envelope::EventInput;
 use crate::errors::PublishError;
@@ -136,10 +137,26 @@ fn install_crypto() {
     });
 }
 
+/// Called (with no arguments) when finished publishes are ready to `drain()`. Weak: it never keeps
+/// the process alive; `index.js` holds a ref'd timer while publishes are pending instead.
+type WakeFn = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// Finished publishes as `drain()` hands them over: parallel arrays.
+#[napi(object)]
+pub struct Drained {
+    /// The tickets `submit` was given.
+    pub tickets: Vec<u32>,
+    /// Whether each publish succeeded.
+    pub ok: Vec<bool>,
+    /// The event id, or the error (`ERR_…: message`, `?` first when the outcome is unknown).
+    pub values: Vec<String>,
+}
+
 /// The native publisher; `index.js` wraps it as `EventPublisher`.
 #[napi]
 pub struct NativePublisher {
     inner: Publisher,
+    completions: Arc<OnceLock<Completions>>,
 }
 
 #[napi]
@@ -156,7 +173,84 @@ impl NativePublisher {
             None => Arc::new(StderrSink),
         };
         let inner = Publisher::connect(cfg, sink).await.map_err(to_napi)?;
-        Ok(NativePublisher { inner })
+        Ok(NativePublisher {
+            inner,
+            completions: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Registers the function called when finished publishes are ready to `drain()`.
+    #[napi]
+    pub fn listen(&self, on_ready: WakeFn) {
+        let _ = self.completions.set(Completions::new(move || {
+            on_ready.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+    }
+
+    /// Starts publishing one event; its outcome arrives through `drain()` under `ticket`.
+    /// `data` is `JSON.stringify(data)`.
+    #[allow(clippy::too_many_arguments)]
+    #[napi]
+    pub fn submit(
+        &self,
+        ticket: u32,
+        event_type: String,
+        data: String,
+        tenant_id: String,
+        user_id: String,
+        correlation_id: Option<String>,
+        source: Option<String>,
+        event_id: Option<String>,
+    ) -> Result<()> {
+        if self.completions.get().is_none() {
+            return Err(Error::new(
+                Status::GenericFailure,
+                "listen() must be called first",
+            ));
+        }
+        let p = self.inner.clone();
+        let completions = self.completions.clone();
+        napi::bindgen_prelude::spawn(async move {
+            let result = p
+                .publish(EventInput {
+                    event_type,
+                    data_json: data,
+                    tenant_id,
+                    user_id,
+                    correlation_id,
+                    source,
+                    event_id,
+                })
+                .await;
+            if let Some(c) = completions.get() {
+                c.push(ticket, result);
+            }
+        });
+        Ok(())
+    }
+
+    /// Takes every finished publish.
+    #[napi]
+    pub fn drain(&self) -> Drained {
+        let done = self
+            .completions
+            .get()
+            .map(Completions::drain)
+            .unwrap_or_default();
+        let mut out = Drained {
+            tickets: Vec::with_capacity(done.len()),
+            ok: Vec::with_capacity(done.len()),
+            values: Vec::with_capacity(done.len()),
+        };
+        for (ticket, result) in done {
+            out.tickets.push(ticket);
+            out.ok.push(result.is_ok());
+            out.values.push(match result {
+                Ok(id) => id,
+                Err(e) => to_napi(e).reason,
+            });
+        }
+        out
     }
 
     /// Creates the metadata table in an empty database; resolves to whether it did.

@@ -4,6 +4,7 @@
 #![deny(clippy::all)]
 
 pub mod circuit;
+pub mod completions;
 pub mod config;
 pub mod envelope;
 pub mod errors;

@@ -128,19 +128,47 @@ impl MetadataStore {
             cols[6].push(&e.timestamp);
         }
         let [c0, c1, c2, c3, c4, c5, c6] = cols;
+        let query = || {
+            sqlx::query_scalar::<_, String>(&self.insert_sql)
+                .persistent(self.persistent)
+                .bind(&c0)
+                .bind(&c1)
+                .bind(&c2)
+                .bind(&c3)
+                .bind(&c4)
+                .bind(&c5)
+                .bind(&c6)
+        };
+        if !events.iter().any(|e| e.caller_event_id) {
+            // Generated ids cannot have rows yet: a count is enough, no ids to send back.
+            let sql = self.insert_sql.trim_end_matches(" RETURNING event_id");
+            let done = self
+                .bounded("insert event_metadata", async {
+                    sqlx::query(sql)
+                        .persistent(self.persistent)
+                        .bind(&c0)
+                        .bind(&c1)
+                        .bind(&c2)
+                        .bind(&c3)
+                        .bind(&c4)
+                        .bind(&c5)
+                        .bind(&c6)
+                        .execute(&self.pool)
+                        .await
+                        .map(|r| r.rows_affected() as usize)
+                })
+                .await?;
+            if done == n {
+                return Ok(HashMap::new());
+            }
+            return Err(PublishError::new(
+                Code::Database,
+                format!("inserted {done} of {n} event_metadata rows"),
+            ));
+        }
         let inserted = self
             .bounded("insert event_metadata", async {
-                sqlx::query_scalar::<_, String>(&self.insert_sql)
-                    .persistent(self.persistent)
-                    .bind(c0)
-                    .bind(c1)
-                    .bind(c2)
-                    .bind(c3)
-                    .bind(c4)
-                    .bind(c5)
-                    .bind(c6)
-                    .fetch_all(&self.pool)
-                    .await
+                query().fetch_all(&self.pool).await
             })
             .await?;
         if inserted.len() == n {
