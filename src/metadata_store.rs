@@ -102,7 +102,7 @@ impl MetadataStore {
                  WHERE m.event_id = u.event_id AND m.stream_id IS DISTINCT FROM u.stream_id"
             ),
             delete_sql: format!(
-                "DELETE FROM {table} WHERE event_id = ANY($1::text[]) AND (stream_id = '0-0' OR stream_id = ANY($2::text[]))"
+                "DELETE FROM {table} WHERE event_id = ANY($1::text[]) AND stream_id = '0-0'"
             ),
             op_timeout: timeout,
             table_sql: table.to_string(),
@@ -223,18 +223,13 @@ impl MetadataStore {
         .map(|_| ())
     }
 
-    /// Deletes the rows of an undone publish: rows of these event ids that are still '0-0' or
-    /// point at one of the removed entries.
-    pub async fn delete(
-        &self,
-        event_ids: &[&str],
-        stream_ids: &[&str],
-    ) -> Result<u64, PublishError> {
+    /// Deletes the rows of an undone publish: rows of these event ids still at '0-0' (a row with a
+    /// real stream id belongs to an entry and is never deleted).
+    pub async fn delete(&self, event_ids: &[&str]) -> Result<u64, PublishError> {
         self.bounded("delete event_metadata", async {
             sqlx::query(&self.delete_sql)
                 .persistent(self.persistent)
                 .bind(event_ids)
-                .bind(stream_ids)
                 .execute(&self.pool)
                 .await
         })

@@ -446,7 +446,7 @@ impl Writer {
                 // A failed single statement inserted nothing, but a lost reply may hide a commit and
                 // other chunks of a large group may have committed.
                 if e.outcome_unknown || all.len() > ROWS_PER_STATEMENT {
-                    self.undo_rows(&all, &[]).await;
+                    self.undo_rows(&all).await;
                 }
                 return fail_all(e);
             }
@@ -483,7 +483,7 @@ impl Writer {
                 .filter(|e| !existing.contains_key(&e.event_id))
                 .collect();
             if !conflicted.is_empty() {
-                self.undo_rows(&conflicted, &[]).await;
+                self.undo_rows(&conflicted).await;
             }
         }
         let live: Vec<&PreparedEvent> = jobs
@@ -532,46 +532,33 @@ impl Writer {
                             .copied()
                             .filter(|ev| !existing.contains_key(&ev.event_id))
                             .collect();
-                        self.undo_rows(&fresh, &[]).await;
+                        self.undo_rows(&fresh).await;
                     }
                     return merge(results, Err(e));
                 }
             }
         }
 
-        // 3. Patch the real stream ids in. The entries are out, so this is retried through any
-        //    failure until the deadline; only then is the publish undone.
+        // 3. Patch the real stream ids in. The entries are out and consumers may have read them,
+        //    so they are never taken back: the patch (idempotent) is retried through any failure
+        //    until the deadline. If it still fails, the event is in the stream and its row exists
+        //    ('0-0' or patched): the caller gets an outcome-unknown error, a retry with the same
+        //    eventId completes it, and reconcile() repairs rows of generated ids.
         let ev: Vec<&str> = live.iter().map(|e| e.event_id.as_str()).collect();
         let st: Vec<&str> = live
             .iter()
             .map(|e| stream_ids[e.event_id.as_str()].as_str())
             .collect();
         if let Err(e) = retry(deadline, true, || self.patch_rows(&ev, &st)).await {
-            let appended: Vec<(&str, Option<&str>)> = to_append
-                .iter()
-                .map(|ev| {
-                    (
-                        stream_ids[ev.event_id.as_str()].as_str(),
-                        ev.caller_event_id.then_some(ev.event_id.as_str()),
-                    )
-                })
-                .collect();
-            if let Err(re) = self.stream.remove(&appended).await {
-                self.log.log(Level::Error, || {
-                    let mut r = LogRecord::new(Level::Error, "could not undo stream entries");
-                    r.code = Some(re.code.as_str());
-                    r.error = Some(re.message.clone());
-                    r.count = Some(appended.len() as u32);
-                    r
-                });
-            }
-            let fresh: Vec<&PreparedEvent> = to_append
-                .iter()
-                .copied()
-                .filter(|ev| !existing.contains_key(&ev.event_id))
-                .collect();
-            let removed_ids: Vec<&str> = appended.iter().map(|(id, _)| *id).collect();
-            self.undo_rows(&fresh, &removed_ids).await;
+            let mut e = PublishError::new(
+                e.code,
+                format!(
+                    "the event is in the stream but its row's stream_id could not be set ({}); \
+                     retry with the same eventId, or reconcile() repairs it",
+                    e.message
+                ),
+            );
+            e.outcome_unknown = true;
             return merge(results, Err(e));
         }
 
@@ -640,12 +627,12 @@ impl Writer {
 
     /// Deletes rows of an undone publish (best effort: a failure is logged; `reconcile()` finds
     /// what is left).
-    async fn undo_rows(&self, events: &[&PreparedEvent], removed_stream_ids: &[&str]) {
+    async fn undo_rows(&self, events: &[&PreparedEvent]) {
         if events.is_empty() {
             return;
         }
         let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-        if let Err(e) = self.store.delete(&ids, removed_stream_ids).await {
+        if let Err(e) = self.store.delete(&ids).await {
             self.log.log(Level::Error, || {
                 let mut r = LogRecord::new(
                     Level::Error,
@@ -730,10 +717,14 @@ where
     Fut: Future<Output = Result<T, PublishError>>,
 {
     let mut delay = Duration::from_millis(20);
+    // Once an attempt may have taken effect, a later definite refusal does not undo that.
+    let mut maybe_applied = false;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) => {
+            Err(mut e) => {
+                maybe_applied |= e.outcome_unknown;
+                e.outcome_unknown = maybe_applied;
                 let retryable =
                     e.outcome_unknown || (any_infrastructure && e.code.is_infrastructure());
                 if !retryable || Instant::now() + delay >= deadline {

@@ -48,22 +48,6 @@ if token ~= '' then redis.call('SET', prefix .. 'g:' .. token, cjson.encode(out)
 return out
 "#;
 
-/// Undoes appends: KEYS[1] = stream; ARGV = dedup key prefix, then (entry ID, dedup id or '')
-/// pairs. Deletes each entry, and its dedup key only while that key still points at it.
-const REMOVE_LUA: &str = r#"
-local stream = KEYS[1]
-local prefix = ARGV[1]
-local n = (#ARGV - 1) / 2
-local removed = 0
-for i = 1, n do
-  local id = ARGV[2 * i]
-  local dedup = ARGV[2 * i + 1]
-  removed = removed + redis.call('XDEL', stream, id)
-  if dedup ~= '' and redis.call('GET', prefix .. dedup) == id then redis.call('DEL', prefix .. dedup) end
-end
-return removed
-"#;
-
 /// One event to append: its JSON and, for caller-supplied ids, the id to deduplicate on.
 pub struct Append<'a> {
     /// Event id to deduplicate on, or `None` (generated ids are unique already).
@@ -83,7 +67,6 @@ pub struct StreamWriter {
     dedup_ttl_ms: String,
     token_ttl_ms: String,
     append: Script,
-    remove: Script,
     op_timeout: Duration,
 }
 
@@ -141,14 +124,11 @@ impl StreamWriter {
             Retention::MaxLen(n) => ("MAXLEN", n.to_string()),
         };
         let append = Script::new(APPEND_LUA);
-        let remove = Script::new(REMOVE_LUA);
-        for script in [&append, &remove] {
-            script
-                .prepare_invoke()
-                .load_async(&mut conn)
-                .await
-                .map_err(|e| PublishError::redis("SCRIPT LOAD", &e))?;
-        }
+        append
+            .prepare_invoke()
+            .load_async(&mut conn)
+            .await
+            .map_err(|e| PublishError::redis("SCRIPT LOAD", &e))?;
         Ok(StreamWriter {
             conn,
             // A hash tag keeps dedup keys in the stream's cluster slot.
@@ -160,7 +140,6 @@ impl StreamWriter {
             // A group token only needs to outlive the retries of its own publish.
             token_ttl_ms: (2 * timeout.as_millis().max(5000)).to_string(),
             append,
-            remove,
             op_timeout: timeout,
         })
     }
@@ -203,22 +182,6 @@ impl StreamWriter {
             ));
         }
         Ok(ids)
-    }
-
-    /// Removes entries written by a publish that is being undone, with their dedup keys.
-    /// `entries` pairs an entry ID with the dedup id used for it, if any.
-    pub async fn remove(&self, entries: &[(&str, Option<&str>)]) -> Result<u64, PublishError> {
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        let mut inv = self.remove.key(&self.stream);
-        inv.arg(&self.dedup_prefix);
-        for (id, dedup) in entries {
-            inv.arg(*id).arg(dedup.unwrap_or(""));
-        }
-        let mut conn = self.conn.clone();
-        self.bounded("XDEL script", inv.invoke_async(&mut conn))
-            .await
     }
 
     /// Whether Redis answers a PING now.
