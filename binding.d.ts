@@ -24,8 +24,6 @@ export declare class NativePublisher {
   drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */
   static migrate(options?: NativeOptions | undefined | null): Promise<boolean>
-  /** Publishes one event; `data` is `JSON.stringify(data)`. */
-  publish(eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null): Promise<string>
   /** Publishes events atomically; ids in input order. */
   publishBatch(events: Array<NativeEvent>): Promise<Array<string>>
   /** `{ redis, database, circuit }`. */

@@ -79,6 +79,20 @@ pub struct NativeEvent {
     pub event_id: Option<String>,
 }
 
+impl From<NativeEvent> for EventInput {
+    fn from(e: NativeEvent) -> EventInput {
+        EventInput {
+            event_type: e.event_type,
+            data_json: e.data,
+            tenant_id: e.tenant_id,
+            user_id: e.user_id,
+            correlation_id: e.correlation_id,
+            source: e.source,
+            event_id: e.event_id,
+        }
+    }
+}
+
 /// A structured log record as the `logger` callback receives it.
 #[napi(object)]
 pub struct LogEntry {
@@ -210,18 +224,17 @@ impl NativePublisher {
         }
         let p = self.inner.clone();
         let completions = self.completions.clone();
+        let input = EventInput::from(NativeEvent {
+            event_type,
+            data,
+            tenant_id,
+            user_id,
+            correlation_id,
+            source,
+            event_id,
+        });
         napi::bindgen_prelude::spawn(async move {
-            let result = p
-                .publish(EventInput {
-                    event_type,
-                    data_json: data,
-                    tenant_id,
-                    user_id,
-                    correlation_id,
-                    source,
-                    event_id,
-                })
-                .await;
+            let result = p.publish(input).await;
             if let Some(c) = completions.get() {
                 c.push(ticket, result);
             }
@@ -260,49 +273,11 @@ impl NativePublisher {
         Publisher::migrate(cfg).await.map_err(to_napi)
     }
 
-    /// Publishes one event; `data` is `JSON.stringify(data)`.
-    #[allow(clippy::too_many_arguments)]
-    #[napi(catch_unwind)]
-    pub async fn publish(
-        &self,
-        event_type: String,
-        data: String,
-        tenant_id: String,
-        user_id: String,
-        correlation_id: Option<String>,
-        source: Option<String>,
-        event_id: Option<String>,
-    ) -> Result<String> {
-        let p = self.inner.clone();
-        p.publish(EventInput {
-            event_type,
-            data_json: data,
-            tenant_id,
-            user_id,
-            correlation_id,
-            source,
-            event_id,
-        })
-        .await
-        .map_err(to_napi)
-    }
-
     /// Publishes events atomically; ids in input order.
     #[napi(catch_unwind)]
     pub async fn publish_batch(&self, events: Vec<NativeEvent>) -> Result<Vec<String>> {
         let p = self.inner.clone();
-        let inputs = events
-            .into_iter()
-            .map(|e| EventInput {
-                event_type: e.event_type,
-                data_json: e.data,
-                tenant_id: e.tenant_id,
-                user_id: e.user_id,
-                correlation_id: e.correlation_id,
-                source: e.source,
-                event_id: e.event_id,
-            })
-            .collect();
+        let inputs = events.into_iter().map(EventInput::from).collect();
         p.publish_batch(inputs).await.map_err(to_napi)
     }
 

@@ -127,32 +127,17 @@ impl MetadataStore {
             cols[5].push(&e.correlation_id);
             cols[6].push(&e.timestamp);
         }
-        let [c0, c1, c2, c3, c4, c5, c6] = cols;
-        let query = || {
-            sqlx::query_scalar::<_, String>(&self.insert_sql)
-                .persistent(self.persistent)
-                .bind(&c0)
-                .bind(&c1)
-                .bind(&c2)
-                .bind(&c3)
-                .bind(&c4)
-                .bind(&c5)
-                .bind(&c6)
+        // One array per column: the statement has seven parameters whatever the group size.
+        let bind = |sql| {
+            let q = sqlx::query(sql).persistent(self.persistent);
+            cols.iter().fold(q, |q, col| q.bind(col))
         };
         if !events.iter().any(|e| e.caller_event_id) {
             // Generated ids cannot have rows yet: a count is enough, no ids to send back.
             let sql = self.insert_sql.trim_end_matches(" RETURNING event_id");
             let done = self
                 .bounded("insert event_metadata", async {
-                    sqlx::query(sql)
-                        .persistent(self.persistent)
-                        .bind(&c0)
-                        .bind(&c1)
-                        .bind(&c2)
-                        .bind(&c3)
-                        .bind(&c4)
-                        .bind(&c5)
-                        .bind(&c6)
+                    bind(sql)
                         .execute(&self.pool)
                         .await
                         .map(|r| r.rows_affected() as usize)
@@ -166,9 +151,10 @@ impl MetadataStore {
                 format!("inserted {done} of {n} event_metadata rows"),
             ));
         }
-        let inserted = self
+        let inserted: Vec<String> = self
             .bounded("insert event_metadata", async {
-                query().fetch_all(&self.pool).await
+                let rows = bind(&self.insert_sql).fetch_all(&self.pool).await?;
+                Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
             })
             .await?;
         if inserted.len() == n {
