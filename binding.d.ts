@@ -20,12 +20,15 @@ export declare class NativePublisher {
    * `data` is `JSON.stringify(data)`.
    */
   submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null): void
+  /**
+   * Starts publishing events atomically; the outcome arrives through `drain()` under `ticket`,
+   * the ids joined by `,` (ids are URL-safe, so never contain one).
+   */
+  submitBatch(ticket: number, events: Array<NativeEvent>): void
   /** Takes every finished publish. */
   drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */
   static migrate(options?: NativeOptions | undefined | null): Promise<boolean>
-  /** Publishes events atomically; ids in input order. */
-  publishBatch(events: Array<NativeEvent>): Promise<Array<string>>
   /** `{ redis, database, circuit }`. */
   health(): Promise<{ redis: boolean; database: boolean; circuit: string }>
   /** Settles rows left PENDING with stream_id '0-0' longer than `older_than_ms`. */

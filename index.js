@@ -62,11 +62,23 @@ function serializeData(data, field) {
   return json;
 }
 
+// A lone surrogate cannot cross into Rust intact (it would become U+FFFD, and two different
+// tenant ids could become one), so ill-formed strings are refused.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed = typeof String.prototype.isWellFormed === 'function'
+  ? (v) => v.isWellFormed()
+  : (v) => !LONE_SURROGATE.test(v);
+
+function checkWellFormed(v, name) {
+  if (!wellFormed(v)) throw invalid(`${name} must be a well-formed string (it holds a lone UTF-16 surrogate)`);
+  return v;
+}
+
 function optionalString(ctx, key, field) {
   const v = ctx[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw invalid(`${field}.${key} must be a string, got ${describe(v)}`);
-  return v;
+  return checkWellFormed(v, `${field}.${key}`);
 }
 
 function requiredString(ctx, key, field) {
@@ -74,18 +86,29 @@ function requiredString(ctx, key, field) {
   if (typeof v !== 'string' || v.length === 0) {
     throw invalid(`${field}.${key} must be a non-empty string, got ${typeof v === 'string' ? 'an empty string' : describe(v)}`);
   }
-  return v;
+  return checkWellFormed(v, `${field}.${key}`);
+}
+
+/** Runs `read`, turning anything it throws (a throwing getter, a Proxy trap) into ERR_INVALID_EVENT. */
+function guarded(what, read) {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof EventPublisherError) throw e;
+    throw invalid(`${what} could not be read: ${e && e.message}`, e);
+  }
 }
 
 /** Checks one event and returns the native call's arguments. */
 function nativeEvent(type, data, context, prefix) {
   if (typeof type !== 'string') throw invalid(`${prefix}type must be a string, got ${describe(type)}`);
+  checkWellFormed(type, `${prefix}type`);
   const json = serializeData(data, `${prefix}data`);
   const field = `${prefix}context`;
   if (context === null || typeof context !== 'object') {
     throw invalid(`${field} must be an object with tenantId and userId, got ${describe(context)}`);
   }
-  return {
+  return guarded(field, () => ({
     type,
     data: json,
     tenantId: requiredString(context, 'tenantId', field),
@@ -93,7 +116,7 @@ function nativeEvent(type, data, context, prefix) {
     correlationId: optionalString(context, 'correlationId', field),
     source: optionalString(context, 'source', field),
     eventId: optionalString(context, 'eventId', field),
-  };
+  }));
 }
 
 const OPTION_KEYS = new Set([
@@ -171,6 +194,7 @@ class EventPublisher {
   #nextTicket = 1;
   // A ref'd timer keeps the process alive while publishes are pending, and only then.
   #keepAlive = null;
+  #closed = false;
 
   /** @private Use EventPublisher.connect(). */
   constructor(native) {
@@ -187,8 +211,9 @@ class EventPublisher {
       const waiter = this.#pending.get(tickets[i]);
       if (!waiter) continue;
       this.#pending.delete(tickets[i]);
-      if (ok[i]) waiter.resolve(values[i]);
-      else waiter.reject(fromNative({ message: values[i] }));
+      if (!ok[i]) waiter.reject(fromNative({ message: values[i] }));
+      else if (waiter.batch) waiter.resolve(values[i] === '' ? [] : values[i].split(','));
+      else waiter.resolve(values[i]);
     }
     if (this.#pending.size === 0 && this.#keepAlive) this.#keepAlive.unref();
   }
@@ -214,10 +239,19 @@ class EventPublisher {
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.#start(false, (ticket) =>
+      this.#native.submit(ticket, e.type, e.data, e.tenantId, e.userId, e.correlationId, e.source, e.eventId),
+    );
+  }
+
+  /** Hands a publish to the addon under a new ticket; its promise settles in `#settle`. */
+  #start(batch, submit) {
+    if (this.#closed) return Promise.reject(new EventPublisherError('ERR_CLOSED', 'the publisher is closed'));
     const ticket = this.#nextTicket;
     this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1;
     try {
-      this.#native.submit(ticket, e.type, e.data, e.tenantId, e.userId, e.correlationId, e.source, e.eventId);
+      // Synchronous admission: a publish made before close() is waited for by close().
+      submit(ticket);
     } catch (err) {
       return Promise.reject(fromNative(err));
     }
@@ -226,7 +260,7 @@ class EventPublisher {
       else this.#keepAlive.ref();
     }
     return new Promise((resolve, reject) => {
-      this.#pending.set(ticket, { resolve, reject });
+      this.#pending.set(ticket, { resolve, reject, batch });
     });
   }
 
@@ -235,20 +269,18 @@ class EventPublisher {
     let batch;
     try {
       if (!Array.isArray(events)) throw invalid(`events must be an array, got ${describe(events)}`);
-      batch = new Array(events.length);
-      for (let i = 0; i < events.length; i++) {
-        const ev = events[i];
+      const n = guarded('events.length', () => events.length);
+      batch = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const ev = guarded(`events[${i}]`, () => events[i]);
         if (ev === null || typeof ev !== 'object') throw invalid(`events[${i}] must be an object, got ${describe(ev)}`);
-        batch[i] = nativeEvent(ev.type, ev.data, ev.context, `events[${i}].`);
+        const [type, data, context] = guarded(`events[${i}]`, () => [ev.type, ev.data, ev.context]);
+        batch[i] = nativeEvent(type, data, context, `events[${i}].`);
       }
     } catch (err) {
       return Promise.reject(err);
     }
-    try {
-      return this.#native.publishBatch(batch).catch(rethrow);
-    } catch (err) {
-      return Promise.reject(fromNative(err));
-    }
+    return this.#start(true, (ticket) => this.#native.submitBatch(ticket, batch));
   }
 
   /** Whether each store answers now, and the circuit breaker's state. */
@@ -267,6 +299,7 @@ class EventPublisher {
 
   /** Waits for in-flight publishes, then closes connections. */
   close() {
+    this.#closed = true;
     return this.#native.close().catch(rethrow);
   }
 }

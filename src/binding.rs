@@ -216,14 +216,7 @@ impl NativePublisher {
         source: Option<String>,
         event_id: Option<String>,
     ) -> Result<()> {
-        if self.completions.get().is_none() {
-            return Err(Error::new(
-                Status::GenericFailure,
-                "listen() must be called first",
-            ));
-        }
-        let p = self.inner.clone();
-        let completions = self.completions.clone();
+        let admission = self.inner.admit(1).map_err(to_napi)?;
         let input = EventInput::from(NativeEvent {
             event_type,
             data,
@@ -233,8 +226,43 @@ impl NativePublisher {
             source,
             event_id,
         });
+        let p = self.inner.clone();
+        self.spawn_completion(
+            ticket,
+            async move { p.publish_admitted(admission, input).await },
+        )
+    }
+
+    /// Starts publishing events atomically; the outcome arrives through `drain()` under `ticket`,
+    /// the ids joined by `,` (ids are URL-safe, so never contain one).
+    #[napi]
+    pub fn submit_batch(&self, ticket: u32, events: Vec<NativeEvent>) -> Result<()> {
+        let admission = self.inner.admit(events.len()).map_err(to_napi)?;
+        let inputs = events.into_iter().map(EventInput::from).collect();
+        let p = self.inner.clone();
+        self.spawn_completion(ticket, async move {
+            p.publish_batch_admitted(admission, inputs)
+                .await
+                .map(|ids| ids.join(","))
+        })
+    }
+
+    fn spawn_completion(
+        &self,
+        ticket: u32,
+        work: impl std::future::Future<Output = std::result::Result<String, PublishError>>
+            + Send
+            + 'static,
+    ) -> Result<()> {
+        if self.completions.get().is_none() {
+            return Err(Error::new(
+                Status::GenericFailure,
+                "listen() must be called first",
+            ));
+        }
+        let completions = self.completions.clone();
         napi::bindgen_prelude::spawn(async move {
-            let result = p.publish(input).await;
+            let result = work.await;
             if let Some(c) = completions.get() {
                 c.push(ticket, result);
             }
@@ -271,14 +299,6 @@ impl NativePublisher {
     pub async fn migrate(options: Option<NativeOptions>) -> Result<bool> {
         let cfg = resolve(options)?;
         Publisher::migrate(cfg).await.map_err(to_napi)
-    }
-
-    /// Publishes events atomically; ids in input order.
-    #[napi(catch_unwind)]
-    pub async fn publish_batch(&self, events: Vec<NativeEvent>) -> Result<Vec<String>> {
-        let p = self.inner.clone();
-        let inputs = events.into_iter().map(EventInput::from).collect();
-        p.publish_batch(inputs).await.map_err(to_napi)
     }
 
     /// `{ redis, database, circuit }`.

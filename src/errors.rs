@@ -62,6 +62,9 @@ pub struct PublishError {
     /// The command may or may not have taken effect (a timeout, a connection lost mid-command):
     /// retrying with the same `eventId` is safe and converges.
     pub outcome_unknown: bool,
+    /// A conflict between concurrent writers (deadlock, serialization failure): the statement
+    /// did not run and running it again is expected to succeed.
+    pub retryable_conflict: bool,
 }
 
 impl PublishError {
@@ -71,6 +74,7 @@ impl PublishError {
             code,
             message: redact(&message.into()),
             outcome_unknown: code == Code::Timeout,
+            retryable_conflict: false,
         }
     }
 
@@ -107,6 +111,9 @@ impl PublishError {
         };
         let mut e = Self::new(Code::Database, format!("Postgres {what} failed: {cause}"));
         e.outcome_unknown = !definite;
+        // 40P01 deadlock_detected, 40001 serialization_failure.
+        e.retryable_conflict = matches!(cause, sqlx::Error::Database(d)
+            if matches!(d.code().as_deref(), Some("40P01" | "40001")));
         e
     }
 

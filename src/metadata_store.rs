@@ -4,6 +4,8 @@
 //! a group of any size is one statement with a fixed number of parameters.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -38,6 +40,10 @@ pub struct MetadataStore {
     delete_sql: String,
     op_timeout: Duration,
     table_sql: String,
+    /// Connections opened before this time (Unix ms) are discarded instead of reused: set when a
+    /// statement fails in a way that sticks to the session (the database was read-only when the
+    /// session began), so that recovery does not wait for the pool to age them out.
+    stale_before_ms: Arc<AtomicU64>,
 }
 
 impl MetadataStore {
@@ -68,18 +74,23 @@ impl MetadataStore {
         }
         // While Postgres is down the pool retries refused connections until the acquire timeout:
         // keep that short so publishes fail fast (and the circuit breaker can open).
+        let stale_before_ms = Arc::new(AtomicU64::new(0));
+        let stale = stale_before_ms.clone();
         let pool = PgPoolOptions::new()
             .max_connections(cfg.pool_size)
             .min_connections(0)
             .acquire_timeout(timeout.min(Duration::from_secs(1)))
             .test_before_acquire(false)
+            .before_acquire(move |_conn, meta| {
+                let opened_ms =
+                    crate::envelope::now_ms().saturating_sub(meta.age.as_millis() as u64);
+                let keep = opened_ms > stale.load(Ordering::Relaxed);
+                Box::pin(async move { Ok(keep) })
+            })
             .connect_lazy_with(cfg.connect.clone());
-        Ok(MetadataStore::with_pool(
-            pool,
-            !cfg.pgbouncer,
-            table_sql,
-            timeout,
-        ))
+        let mut store = MetadataStore::with_pool(pool, !cfg.pgbouncer, table_sql, timeout);
+        store.stale_before_ms = stale_before_ms;
+        Ok(store)
     }
 
     fn with_pool(pool: PgPool, persistent: bool, table: &str, timeout: Duration) -> Self {
@@ -91,21 +102,26 @@ impl MetadataStore {
                  SELECT r.id, r.event_id, '0-0', r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
                  AS r(id, event_id, type, source, tenant_id, correlation_id, ts) \
+                 ORDER BY r.event_id \
                  ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
             ),
             existing_sql: format!(
                 "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY($1::text[])"
             ),
+            // Rows are locked in event_id order (as the insert takes them), so two groups that
+            // share event ids in different orders cannot deadlock.
             patch_sql: format!(
-                "UPDATE {table} AS m SET stream_id = u.stream_id \
-                 FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
-                 WHERE m.event_id = u.event_id AND m.stream_id IS DISTINCT FROM u.stream_id"
+                "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id)), \
+                 locked AS (SELECT m.id, u.stream_id FROM {table} AS m JOIN u ON m.event_id = u.event_id \
+                 WHERE m.stream_id IS DISTINCT FROM u.stream_id ORDER BY m.event_id FOR UPDATE OF m) \
+                 UPDATE {table} AS m SET stream_id = locked.stream_id FROM locked WHERE m.id = locked.id"
             ),
             delete_sql: format!(
                 "DELETE FROM {table} WHERE event_id = ANY($1::text[]) AND stream_id = '0-0'"
             ),
             op_timeout: timeout,
             table_sql: table.to_string(),
+            stale_before_ms: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -343,7 +359,17 @@ impl MetadataStore {
         fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, PublishError> {
         match tokio::time::timeout(self.op_timeout, fut).await {
-            Ok(r) => r.map_err(|e| PublishError::database(what, &e)),
+            Ok(r) => r.map_err(|e| {
+                // 25006 read_only_sql_transaction: the session started while the database was
+                // read-only and stays so; retire every connection opened until now.
+                if let sqlx::Error::Database(d) = &e {
+                    if d.code().as_deref() == Some("25006") {
+                        self.stale_before_ms
+                            .store(crate::envelope::now_ms(), Ordering::Relaxed);
+                    }
+                }
+                PublishError::database(what, &e)
+            }),
             Err(_) => Err(PublishError::new(
                 Code::Timeout,
                 format!(

@@ -83,6 +83,34 @@ impl InFlight {
     }
 }
 
+/// Room reserved for `n` events by `Publisher::admit`. Dropped unused (bad input, a dropped
+/// call), it gives the room back and ends a circuit-breaker trial without counting it.
+pub struct Admission {
+    in_flight: Arc<InFlight>,
+    writer: Arc<Writer>,
+    n: usize,
+    trial: bool,
+}
+
+impl Admission {
+    /// Hands the reservation over to a job; returns whether it is the circuit's trial.
+    fn take(&mut self) -> bool {
+        self.n = 0;
+        std::mem::take(&mut self.trial)
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.in_flight.done(self.n);
+        }
+        if self.trial {
+            self.writer.circuit.record(Err(Code::InvalidEvent), true);
+        }
+    }
+}
+
 /// Writes groups; shared by the committer and its group tasks.
 struct Writer {
     stream: StreamWriter,
@@ -180,9 +208,8 @@ impl Publisher {
 
     /// Publishes one event; resolves to its event id once its row and entry are both written.
     pub async fn publish(&self, input: EventInput) -> Result<String, PublishError> {
-        let event = self.prepare(input)?;
-        let mut ids = self.submit(vec![event], false).await?;
-        Ok(ids.pop().unwrap_or_default())
+        let admission = self.admit(1)?;
+        self.publish_admitted(admission, input).await
     }
 
     /// Publishes events atomically; resolves to their ids in input order.
@@ -190,12 +217,59 @@ impl Publisher {
         &self,
         inputs: Vec<EventInput>,
     ) -> Result<Vec<String>, PublishError> {
+        let admission = self.admit(inputs.len())?;
+        self.publish_batch_admitted(admission, inputs).await
+    }
+
+    /// Reserves room for `n` events, synchronously: the binding calls it in the caller's thread,
+    /// so publishes made before `close()` are admitted before `close()` starts waiting. Refuses
+    /// with `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
+    pub fn admit(&self, n: usize) -> Result<Admission, PublishError> {
+        let inner = &self.inner;
+        // Count first, then check `closed`: `close()` sets `closed` and then waits for the count,
+        // so an event is either refused here or waited for there.
+        let before = inner.in_flight.events.fetch_add(n, Ordering::SeqCst);
+        let mut admission = Admission {
+            in_flight: inner.in_flight.clone(),
+            writer: inner.writer.clone(),
+            n,
+            trial: false,
+        };
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err(PublishError::closed());
+        }
+        if before + n > inner.max_in_flight && before > 0 {
+            return Err(PublishError::new(
+                Code::Overloaded,
+                format!(
+                    "{before} events are already waiting to be written (maxInFlight {})",
+                    inner.max_in_flight
+                ),
+            ));
+        }
+        admission.trial = inner.writer.circuit.admit()? == Admit::Trial;
+        Ok(admission)
+    }
+
+    /// `publish` after `admit(1)`.
+    pub async fn publish_admitted(
+        &self,
+        admission: Admission,
+        input: EventInput,
+    ) -> Result<String, PublishError> {
+        let event = self.prepare(input)?;
+        let mut ids = self.submit(admission, vec![event], false).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// `publish_batch` after `admit(inputs.len())`.
+    pub async fn publish_batch_admitted(
+        &self,
+        admission: Admission,
+        inputs: Vec<EventInput>,
+    ) -> Result<Vec<String>, PublishError> {
         if inputs.is_empty() {
-            return if self.inner.closed.load(Ordering::SeqCst) {
-                Err(PublishError::closed())
-            } else {
-                Ok(Vec::new())
-            };
+            return Ok(Vec::new());
         }
         let mut events = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.into_iter().enumerate() {
@@ -213,7 +287,7 @@ impl Publisher {
                 ));
             }
         }
-        self.submit(events, true).await
+        self.submit(admission, events, true).await
     }
 
     fn prepare(&self, input: EventInput) -> Result<PreparedEvent, PublishError> {
@@ -224,47 +298,24 @@ impl Publisher {
         )
     }
 
-    /// Admits the events (closed? circuit? room?), queues them for the committer and waits for
-    /// their outcome, at most `timeoutMs`.
+    /// Queues admitted events for a group and waits for their outcome, at most `timeoutMs`.
     async fn submit(
         &self,
+        mut admission: Admission,
         events: Vec<PreparedEvent>,
         batch: bool,
     ) -> Result<Vec<String>, PublishError> {
-        let inner = &self.inner;
-        let n = events.len();
-        // Count first, then check `closed`: `close()` sets `closed` and then waits for the count,
-        // so an event is either refused here or waited for there.
-        let before = inner.in_flight.events.fetch_add(n, Ordering::SeqCst);
-        let refuse = |e: PublishError| {
-            inner.in_flight.done(n);
-            Err(e)
-        };
-        if inner.closed.load(Ordering::SeqCst) {
-            return refuse(PublishError::closed());
-        }
-        if before + n > inner.max_in_flight && before > 0 {
-            return refuse(PublishError::new(
-                Code::Overloaded,
-                format!(
-                    "{before} events are already waiting to be written (maxInFlight {})",
-                    inner.max_in_flight
-                ),
-            ));
-        }
-        let trial = match inner.writer.circuit.admit() {
-            Ok(admit) => admit == Admit::Trial,
-            Err(e) => return refuse(e),
-        };
         let (reply, rx) = oneshot::channel();
+        // From here the group settles the admission (counts and circuit), not its Drop.
+        let trial = admission.take();
         let job = Job {
             events,
             batch,
             trial,
             reply,
         };
-        inner.writer.enqueue(job);
-        match tokio::time::timeout(inner.timeout, rx).await {
+        self.inner.writer.enqueue(job);
+        match tokio::time::timeout(self.inner.timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(PublishError::new(
                 Code::Closed,
@@ -272,7 +323,7 @@ impl Publisher {
             )),
             Err(_) => Err(PublishError::timeout(
                 "publish",
-                inner.timeout.as_millis() as u64,
+                self.inner.timeout.as_millis() as u64,
             )),
         }
     }
@@ -723,10 +774,13 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(mut e) => {
+                // Retry on this attempt's own uncertainty (a definite refusal after a lost reply
+                // ends the loop at once); report the uncertainty of any attempt.
+                let retryable = e.outcome_unknown
+                    || e.retryable_conflict
+                    || (any_infrastructure && e.code.is_infrastructure());
                 maybe_applied |= e.outcome_unknown;
                 e.outcome_unknown = maybe_applied;
-                let retryable =
-                    e.outcome_unknown || (any_infrastructure && e.code.is_infrastructure());
                 if !retryable || Instant::now() + delay >= deadline {
                     return Err(e);
                 }

@@ -16,7 +16,7 @@ pub fn event_type(t: &str) -> Result<(), PublishError> {
     if t.len() > MAX_ID_LEN {
         return Err(PublishError::invalid(
             "type",
-            &format!("is longer than {MAX_ID_LEN} characters"),
+            &format!("is longer than {MAX_ID_LEN} bytes (UTF-8)"),
         ));
     }
     let well_formed = t.contains('.')
@@ -50,7 +50,7 @@ pub fn optional_id(field: &str, value: &str) -> Result<(), PublishError> {
     if value.len() > MAX_ID_LEN {
         return Err(PublishError::invalid(
             field,
-            &format!("is longer than {MAX_ID_LEN} characters"),
+            &format!("is longer than {MAX_ID_LEN} bytes (UTF-8)"),
         ));
     }
     if value.contains('\0') {

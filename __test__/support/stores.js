@@ -176,3 +176,270 @@ module.exports = {
   waitFor,
   freePort,
 };
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the fault tests (__test__/faults). Appended; the exports above are unchanged.
+//
+// Note: startRedis()'s stop() waits for an 'exit' event that never comes when the server was
+// already killed by a signal (child.exitCode stays null, signalCode is set), and after restart()
+// its stop()/pause()/resume() still act on the first child. privateRedis() below tracks the
+// current child, so it can be stopped, paused and restarted any number of times.
+
+const privateChildren = new Set();
+process.once('exit', () => {
+  for (const c of privateChildren) {
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+});
+
+const childGone = (c) => c.exitCode !== null || c.signalCode !== null;
+
+/**
+ * A private redis-server on a free loopback port that can be stopped, restarted on the same port,
+ * paused (SIGSTOP) and resumed any number of times. `tls: { cert, key, ca }` serves TLS only
+ * (`--port 0 --tls-port P`); `url` is then `rediss://127.0.0.1:P`.
+ */
+async function privateRedis(extraArgs = [], { port, tls } = {}) {
+  port = port || (await freePort());
+  const listen = tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
+  const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs];
+  const password = (() => {
+    const i = extraArgs.indexOf('--requirepass');
+    return i >= 0 ? extraArgs[i + 1] : undefined;
+  })();
+  const clientOptions = () => ({
+    port,
+    host: '127.0.0.1',
+    password,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    ...(tls ? { tls: { ca: fs.readFileSync(tls.ca), servername: 'localhost' } } : {}),
+  });
+  const srv = {
+    port,
+    url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
+    child: null,
+    get pid() {
+      return this.child && this.child.pid;
+    },
+    async start() {
+      const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      privateChildren.add(child);
+      child.once('exit', () => privateChildren.delete(child));
+      this.child = child;
+      const client = new Redis(clientOptions());
+      client.on('error', () => {});
+      try {
+        await waitFor(async () => {
+          if (childGone(child)) throw Object.assign(new Error(`redis-server exited: ${stderr}`), { fatal: true });
+          if (client.status !== 'ready') await client.connect().catch(() => {});
+          return (await client.ping()) === 'PONG';
+        }, `redis on ${port}`);
+      } finally {
+        client.disconnect();
+      }
+    },
+    /** SIGKILL (also works on a paused server); resolves once it has exited. */
+    async stop() {
+      const child = this.child;
+      if (!child || childGone(child)) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    pause() {
+      process.kill(this.child.pid, 'SIGSTOP');
+    },
+    resume() {
+      process.kill(this.child.pid, 'SIGCONT');
+    },
+    /** Stops and starts again on the same port. */
+    async restart() {
+      await this.stop();
+      // The port is free as soon as the process is gone (SO_REUSEADDR); retry briefly anyway.
+      for (let i = 0; ; i++) {
+        try {
+          await this.start();
+          return;
+        } catch (e) {
+          if (i >= 20) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    },
+    /** An ioredis client for assertions (connected). */
+    async client() {
+      const c = new Redis({ ...clientOptions(), retryStrategy: undefined, maxRetriesPerRequest: 3, lazyConnect: false });
+      c.on('error', () => {});
+      await c.ping();
+      return c;
+    },
+  };
+  await srv.start();
+  return srv;
+}
+
+/**
+ * Runs `node [nodeArgs] -e code [args]` with a hard time limit. Resolves to
+ * { code, signal, stdout, stderr, timedOut, ms }; never rejects.
+ */
+function runNode(code, { env = {}, timeoutMs = 20_000, cwd = path.join(__dirname, '..', '..'), args = [], nodeArgs = [] } = {}) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, [...nodeArgs, '-e', code, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    privateChildren.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      privateChildren.delete(child);
+      resolve({ code, signal, stdout, stderr, timedOut, ms: Date.now() - started, pid: child.pid });
+    });
+  });
+}
+
+/** A self-signed CA and a server certificate for 127.0.0.1/localhost, made with openssl in `dir`. */
+function makeTlsFiles(dir) {
+  const f = (n) => path.join(dir, n);
+  const ssl = (...a) => execFileSync('openssl', a, { stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=hyvve-test-ca', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', f('server.key'), '-out', f('server.csr'));
+  fs.writeFileSync(f('ext.cnf'), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('server.pem'));
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
+}
+
+/** Whether this redis-server was built with TLS (it then complains about the missing key, not the option). */
+function redisHasTls() {
+  try {
+    const out = require('node:child_process').spawnSync('redis-server', ['--port', '0', '--tls-port', '1', '--tls-cert-file', '/nonexistent'], { encoding: 'utf8', timeout: 5000 });
+    const text = `${out.stdout}${out.stderr}`;
+    return !/Bad directive|not supported|unknown option|wrong number/i.test(text) && /tls/i.test(text);
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a whole stream in pages (bounded memory per call). */
+async function readStreamPaged(redis, stream, page = 2000) {
+  const out = [];
+  let from = '-';
+  for (;;) {
+    const entries = await redis.xrange(stream, from, '+', 'COUNT', page);
+    for (const [id, fields] of entries) out.push({ id, fields, raw: fields[1] });
+    if (entries.length < page) return out;
+    from = `(${entries[entries.length - 1][0]}`;
+  }
+}
+
+module.exports.privateRedis = privateRedis;
+module.exports.runNode = runNode;
+module.exports.makeTlsFiles = makeTlsFiles;
+module.exports.redisHasTls = redisHasTls;
+module.exports.readStreamPaged = readStreamPaged;
+
+/**
+ * A TCP proxy on a free loopback port in front of `targetPort`, for faults a server cannot make by
+ * itself. `loseReplyTo(match)`: the next client chunk that contains `match` is forwarded, but the
+ * server's reply to it is swallowed; once that reply has arrived (so the server did execute the
+ * command), the proxy drops every connection and stops listening, so that reconnects are refused,
+ * until `reopen()`. Works for any protocol (Redis RESP, Postgres without TLS).
+ */
+async function tcpProxy(targetPort) {
+  const port = await freePort();
+  const pairs = new Set();
+  let trap = null;
+  let server = null;
+  const dropAll = () => {
+    for (const p of pairs) {
+      p.client.destroy();
+      p.upstream.destroy();
+    }
+    pairs.clear();
+  };
+  const listen = () =>
+    new Promise((resolve, reject) => {
+      server = net.createServer((client) => {
+        const upstream = net.connect(targetPort, '127.0.0.1');
+        const pair = { client, upstream, swallow: null };
+        pairs.add(pair);
+        const end = () => {
+          client.destroy();
+          upstream.destroy();
+          pairs.delete(pair);
+        };
+        for (const s of [client, upstream]) {
+          s.on('error', end);
+          s.on('close', end);
+        }
+        client.on('data', (d) => {
+          if (trap && !pair.swallow && trap.match.every((m) => d.includes(m)) && ++trap.seen === trap.nth) {
+            pair.swallow = trap;
+            trap = null;
+          }
+          upstream.write(d);
+        });
+        upstream.on('data', (d) => {
+          if (!pair.swallow) {
+            client.write(d);
+            return;
+          }
+          const t = pair.swallow;
+          pair.swallow = { done: true };
+          if (t.done) return;
+          // The server answered: it executed the command. Lose the answer and refuse from now on.
+          server.close();
+          dropAll();
+          t.resolve(d.toString('latin1'));
+        });
+      });
+      server.on('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    });
+  await listen();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    /**
+     * `match`: a string, or strings that must all be in the same chunk; `nth`: which matching
+     * chunk (1 = the next one). Resolves with the swallowed reply once the server answered.
+     */
+    loseReplyTo(match, { nth = 1 } = {}) {
+      return new Promise((resolve) => {
+        trap = { match: [].concat(match).map((m) => Buffer.from(m)), nth, seen: 0, resolve };
+      });
+    },
+    async reopen() {
+      if (!server.listening) await listen();
+    },
+    async close() {
+      trap = null;
+      dropAll();
+      if (server.listening) await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+module.exports.tcpProxy = tcpProxy;
