@@ -329,3 +329,42 @@ describe('bad input rejects with a code and writes nothing', () => {
     expect(await rowsOf(ctx.tenantId)).toHaveLength(0);
   });
 });
+
+describe('configuration from the environment', () => {
+  test("variables set in jest's process.env (not the real environment) are used", async () => {
+    const saved = { DATABASE_URL: process.env.DATABASE_URL, REDIS_URL: process.env.REDIS_URL };
+    process.env.DATABASE_URL = DATABASE_URL;
+    process.env.REDIS_URL = REDIS_URL;
+    try {
+      const stream = uid('test:stream');
+      const p = await EventPublisher.connect({ stream, logLevel: 'off' });
+      publishers.push(p);
+      const id = await p.publish('a.b', { env: true }, { tenantId: uid('ws'), userId: 'u' });
+      expect((await readStream(redis, stream))[0].event.id).toBe(id);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
+  test('a missing database URL is ERR_CONFIG naming DATABASE_URL', async () => {
+    const saved = process.env.DATABASE_URL;
+    delete process.env.DATABASE_URL;
+    try {
+      const err = await EventPublisher.connect({ logLevel: 'off' }).catch((e) => e);
+      expect(err).toBeInstanceOf(EventPublisherError);
+      expect(err.code).toBe('ERR_CONFIG');
+      expect(err.message).toMatch(/DATABASE_URL/);
+    } finally {
+      if (saved !== undefined) process.env.DATABASE_URL = saved;
+    }
+  });
+
+  test('an unknown option is ERR_CONFIG naming it', async () => {
+    const err = await EventPublisher.connect({ databaseUrl: DATABASE_URL, timeoutMS: 5 }).catch((e) => e);
+    expect(err.code).toBe('ERR_CONFIG');
+    expect(err.message).toMatch(/timeoutMS/);
+  });
+});
