@@ -378,4 +378,64 @@ mod tests {
             assert!(e.message.contains(field), "{field}: {}", e.message);
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any string survives `push_json_string` → JSON parser unchanged.
+            #[test]
+            fn json_strings_round_trip(s in any::<String>()) {
+                let mut out = String::new();
+                push_json_string(&mut out, &s);
+                let back: String = serde_json::from_str(&out).unwrap();
+                prop_assert_eq!(back, s);
+            }
+
+            /// Arbitrary contexts and types either give an envelope that parses to exactly the
+            /// given fields (in order, data spliced raw), or an ERR_INVALID_EVENT; never a panic.
+            #[test]
+            fn prepare_is_exact_or_refuses(
+                event_type in "[a-z._0-9A-Z -]{0,24}",
+                tenant in any::<String>(),
+                user in any::<String>(),
+                correlation in proptest::option::of(any::<String>()),
+                source in proptest::option::of(any::<String>()),
+                value in any::<String>(),
+            ) {
+                let mut data = String::from("{\"v\":");
+                push_json_string(&mut data, &value);
+                data.push('}');
+                let input = EventInput {
+                    event_type: event_type.clone(),
+                    data_json: data.clone(),
+                    tenant_id: tenant.clone(),
+                    user_id: user.clone(),
+                    correlation_id: correlation.clone(),
+                    source: source.clone(),
+                    event_id: None,
+                };
+                match PreparedEvent::prepare(input, "platform", 1 << 20) {
+                    Ok(e) => {
+                        let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+                        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+                        prop_assert_eq!(keys, vec!["id", "type", "source", "timestamp", "correlationId", "tenantId", "userId", "version", "data"]);
+                        prop_assert_eq!(v["type"].as_str().unwrap(), event_type.as_str());
+                        prop_assert_eq!(v["tenantId"].as_str().unwrap(), tenant.as_str());
+                        prop_assert_eq!(v["userId"].as_str().unwrap(), user.as_str());
+                        let want_source = source.filter(|s| !s.is_empty()).unwrap_or_else(|| "platform".into());
+                        prop_assert_eq!(v["source"].as_str().unwrap(), want_source.as_str());
+                        if let Some(c) = correlation.filter(|c| !c.is_empty()) {
+                            prop_assert_eq!(v["correlationId"].as_str().unwrap(), c.as_str());
+                        }
+                        prop_assert_eq!(v["data"]["v"].as_str().unwrap(), value.as_str());
+                        let suffix = format!(",\"data\":{data}}}");
+                        prop_assert!(e.json.ends_with(&suffix));
+                    }
+                    Err(err) => prop_assert_eq!(err.code, Code::InvalidEvent),
+                }
+            }
+        }
+    }
 }

@@ -37,6 +37,7 @@ pub struct MetadataStore {
     insert_sql: String,
     existing_sql: String,
     patch_sql: String,
+    patch_locked_sql: String,
     delete_sql: String,
     op_timeout: Duration,
     table_sql: String,
@@ -111,6 +112,11 @@ impl MetadataStore {
             // Rows are locked in event_id order (as the insert takes them), so two groups that
             // share event ids in different orders cannot deadlock.
             patch_sql: format!(
+                "UPDATE {table} AS m SET stream_id = u.stream_id \
+                 FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
+                 WHERE m.event_id = u.event_id"
+            ),
+            patch_locked_sql: format!(
                 "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id)), \
                  locked AS (SELECT m.id, u.stream_id FROM {table} AS m JOIN u ON m.event_id = u.event_id \
                  WHERE m.stream_id IS DISTINCT FROM u.stream_id ORDER BY m.event_id FOR UPDATE OF m) \
@@ -207,14 +213,22 @@ impl MetadataStore {
         Ok(out)
     }
 
-    /// Sets each row's `stream_id` to its entry ID, in one statement (one commit).
+    /// Sets each row's `stream_id` to its entry ID, in one statement (one commit). With
+    /// `shared_ids` (caller-supplied ids, which a concurrent retry may also be writing) the rows
+    /// are locked in `event_id` order first; generated ids belong to this group alone.
     pub async fn set_stream_ids(
         &self,
         event_ids: &[&str],
         stream_ids: &[&str],
+        shared_ids: bool,
     ) -> Result<(), PublishError> {
+        let sql = if shared_ids {
+            &self.patch_locked_sql
+        } else {
+            &self.patch_sql
+        };
         self.bounded("update event_metadata.stream_id", async {
-            sqlx::query(&self.patch_sql)
+            sqlx::query(sql)
                 .persistent(self.persistent)
                 .bind(event_ids)
                 .bind(stream_ids)

@@ -365,7 +365,7 @@ impl Publisher {
             }
         }
         if !ev.is_empty() {
-            w.store.set_stream_ids(&ev, &st).await?;
+            w.store.set_stream_ids(&ev, &st, true).await?;
             report.repaired = ev.len() as u32;
         }
         if !never.is_empty() {
@@ -600,7 +600,8 @@ impl Writer {
             .iter()
             .map(|e| stream_ids[e.event_id.as_str()].as_str())
             .collect();
-        if let Err(e) = retry(deadline, true, || self.patch_rows(&ev, &st)).await {
+        let shared_ids = live.iter().any(|e| e.caller_event_id);
+        if let Err(e) = retry(deadline, true, || self.patch_rows(&ev, &st, shared_ids)).await {
             let mut e = PublishError::new(
                 e.code,
                 format!(
@@ -662,15 +663,19 @@ impl Writer {
         &self,
         event_ids: &[&str],
         stream_ids: &[&str],
+        shared_ids: bool,
     ) -> Result<(), PublishError> {
         if event_ids.len() <= ROWS_PER_STATEMENT {
-            return self.store.set_stream_ids(event_ids, stream_ids).await;
+            return self
+                .store
+                .set_stream_ids(event_ids, stream_ids, shared_ids)
+                .await;
         }
         futures_util::future::try_join_all(
             event_ids
                 .chunks(ROWS_PER_STATEMENT)
                 .zip(stream_ids.chunks(ROWS_PER_STATEMENT))
-                .map(|(e, s)| self.store.set_stream_ids(e, s)),
+                .map(|(e, s)| self.store.set_stream_ids(e, s, shared_ids)),
         )
         .await
         .map(|_| ())
