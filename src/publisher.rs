@@ -633,8 +633,12 @@ impl Writer {
         if events.len() <= ROWS_PER_STATEMENT {
             return self.store.insert_pending(events).await;
         }
+        // Chunks cover disjoint ranges of event ids, so parallel statements of two groups that
+        // share ids take their row locks in one global order and cannot deadlock.
+        let mut sorted = events.to_vec();
+        sorted.sort_unstable_by(|a, b| a.event_id.cmp(&b.event_id));
         let parts = futures_util::future::join_all(
-            events
+            sorted
                 .chunks(ROWS_PER_STATEMENT)
                 .map(|c| self.store.insert_pending(c)),
         )
@@ -671,6 +675,14 @@ impl Writer {
                 .set_stream_ids(event_ids, stream_ids, shared_ids)
                 .await;
         }
+        // Sorted by event id, for the same reason as the insert.
+        let mut pairs: Vec<(&str, &str)> = event_ids
+            .iter()
+            .copied()
+            .zip(stream_ids.iter().copied())
+            .collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (event_ids, stream_ids): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
         futures_util::future::try_join_all(
             event_ids
                 .chunks(ROWS_PER_STATEMENT)
