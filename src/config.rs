@@ -123,16 +123,6 @@ pub struct Config {
     pub circuit_cooldown: Duration,
 }
 
-/// The variables the publisher reads.
-pub const ENV_VARS: [&str; 6] = [
-    "REDIS_URL",
-    "REDIS_HOST",
-    "REDIS_PORT",
-    "REDIS_PASSWORD",
-    "DATABASE_URL",
-    "EVENT_PUBLISHER_LOG",
-];
-
 /// Reads an environment variable (from the given map, else the process), empty meaning unset.
 fn env_in(map: Option<&std::collections::HashMap<String, String>>, name: &str) -> Option<String> {
     match map {

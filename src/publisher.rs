@@ -391,11 +391,6 @@ impl Publisher {
         }
         inner.writer.store.close().await;
     }
-
-    /// Whether `close()` was called.
-    pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::SeqCst)
-    }
 }
 
 impl Writer {

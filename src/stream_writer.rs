@@ -144,11 +144,6 @@ impl StreamWriter {
         })
     }
 
-    /// The stream key.
-    pub fn stream(&self) -> &str {
-        &self.stream
-    }
-
     /// Appends `events` in one atomic script call; returns their entry IDs in order. Calling it
     /// again with the same `token` (after a lost reply) returns the first call's IDs and appends
     /// nothing.
