@@ -31,8 +31,11 @@ export declare class NativePublisher {
   static migrate(options?: NativeOptions | undefined | null): Promise<boolean>
   /** `{ redis, database, circuit }`. */
   health(): Promise<{ redis: boolean; database: boolean; circuit: string }>
-  /** Settles rows left PENDING with stream_id '0-0' longer than `older_than_ms`. */
-  reconcile(olderThanMs: number): Promise<{ examined: number; repaired: number; failed: number }>
+  /**
+   * Settles PENDING rows created between `within_ms` and `older_than_ms` ago whose stream_id
+   * does not hold their entry.
+   */
+  reconcile(olderThanMs: number, withinMs: number): Promise<{ examined: number; repaired: number; failed: number }>
   /** Waits for in-flight publishes, then closes connections. */
   close(): Promise<void>
 }
@@ -91,6 +94,7 @@ export interface NativeOptions {
   maxInFlight?: number
   circuitThreshold?: number
   circuitCooldownMs?: number
+  entryIds?: string
   /** `process.env`'s values of the variables the publisher reads. */
   env?: Record<string, string>
 }

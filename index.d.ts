@@ -84,6 +84,13 @@ export interface PublisherOptions {
   logger?: (entry: LogEntry) => void;
   /** Default: env `EVENT_PUBLISHER_LOG`, else `'info'`. */
   logLevel?: LogLevel;
+  /**
+   * How entry IDs are chosen. `'reserved'` (default): taken from the Redis clock before the row
+   * is written, so the row is inserted once with its final `stream_id` (Redis still checks each
+   * ID; one it refuses falls back to `'server'` for that event). `'server'`: `XADD *` after the
+   * row, then a second statement sets `stream_id`, like the platform's own publisher. See README.
+   */
+  entryIds?: 'reserved' | 'server';
 }
 
 /** What {@link EventPublisher.health} reports. */
@@ -95,7 +102,7 @@ export interface Health {
 
 /** What {@link EventPublisher.reconcile} did. */
 export interface ReconcileResult {
-  /** Rows found PENDING with stream_id '0-0' older than the cut-off. */
+  /** PENDING rows examined: created within `withinMs`, older than `olderThanMs`. */
   examined: number;
   /** Rows whose entry was found in the stream: their stream_id was set. */
   repaired: number;
@@ -141,8 +148,12 @@ export declare class EventPublisher {
   ): Promise<string[]>;
   /** Whether each store answers now, and the circuit breaker's state. */
   health(): Promise<Health>;
-  /** Settles rows left PENDING with stream_id '0-0' by a crashed process (see README). */
-  reconcile(options?: { olderThanMs?: number }): Promise<ReconcileResult>;
+  /**
+   * Settles rows a crashed process may have left without an entry (see README): PENDING rows
+   * created between `withinMs` (default 24 h) and `olderThanMs` (default 60 s) ago whose
+   * `stream_id` does not hold their entry.
+   */
+  reconcile(options?: { olderThanMs?: number; withinMs?: number }): Promise<ReconcileResult>;
   /** Waits for in-flight publishes, then closes connections. Later calls reject with `ERR_CLOSED`. */
   close(): Promise<void>;
 }

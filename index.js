@@ -122,7 +122,7 @@ function nativeEvent(type, data, context, prefix) {
 const OPTION_KEYS = new Set([
   'redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'retention', 'source', 'metadataTable',
   'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold',
-  'circuitCooldownMs', 'logger', 'logLevel',
+  'circuitCooldownMs', 'logger', 'logLevel', 'entryIds',
 ]);
 
 function configError(message) {
@@ -157,7 +157,7 @@ function nativeOptions(options) {
     if (typeof v !== 'number') throw configError(`${name} must be a number, got ${describe(v)}`);
     out[to] = v;
   };
-  ['redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'source', 'metadataTable', 'logLevel'].forEach(str);
+  ['redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
   ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold', 'circuitCooldownMs'].forEach((k) => num(k));
   const r = options.retention;
   if (r !== undefined && r !== null) {
@@ -288,13 +288,17 @@ class EventPublisher {
     return this.#native.health().catch(rethrow);
   }
 
-  /** Settles rows left PENDING with stream_id '0-0' by a crashed process. */
+  /** Settles rows a crashed process may have left without an entry (see README). */
   reconcile(options) {
-    const olderThanMs = options && options.olderThanMs !== undefined ? options.olderThanMs : 60_000;
-    if (typeof olderThanMs !== 'number' || !(olderThanMs >= 0)) {
-      return Promise.reject(configError('olderThanMs must be a non-negative number'));
+    const pick = (name, dflt) => (options && options[name] !== undefined ? options[name] : dflt);
+    const olderThanMs = pick('olderThanMs', 60_000);
+    const withinMs = pick('withinMs', 24 * 60 * 60 * 1000);
+    for (const [name, value] of [['olderThanMs', olderThanMs], ['withinMs', withinMs]]) {
+      if (typeof value !== 'number' || !(value >= 0)) {
+        return Promise.reject(configError(`${name} must be a non-negative number`));
+      }
     }
-    return this.#native.reconcile(olderThanMs).catch(rethrow);
+    return this.#native.reconcile(olderThanMs, withinMs).catch(rethrow);
   }
 
   /** Waits for in-flight publishes, then closes connections. */

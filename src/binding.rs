@@ -39,6 +39,7 @@ pub struct NativeOptions {
     pub max_in_flight: Option<f64>,
     pub circuit_threshold: Option<f64>,
     pub circuit_cooldown_ms: Option<f64>,
+    pub entry_ids: Option<String>,
     /// `process.env`'s values of the variables the publisher reads.
     pub env: Option<std::collections::HashMap<String, String>>,
 }
@@ -61,6 +62,7 @@ impl From<NativeOptions> for Options {
             max_in_flight: o.max_in_flight,
             circuit_threshold: o.circuit_threshold,
             circuit_cooldown_ms: o.circuit_cooldown_ms,
+            entry_ids: o.entry_ids,
             env: o.env,
         }
     }
@@ -311,15 +313,16 @@ impl NativePublisher {
         Ok(serde_json::json!({ "redis": h.redis, "database": h.database, "circuit": h.circuit }))
     }
 
-    /// Settles rows left PENDING with stream_id '0-0' longer than `older_than_ms`.
+    /// Settles PENDING rows created between `within_ms` and `older_than_ms` ago whose stream_id
+    /// does not hold their entry.
     #[napi(
         catch_unwind,
         ts_return_type = "Promise<{ examined: number; repaired: number; failed: number }>"
     )]
-    pub async fn reconcile(&self, older_than_ms: f64) -> Result<serde_json::Value> {
+    pub async fn reconcile(&self, older_than_ms: f64, within_ms: f64) -> Result<serde_json::Value> {
         let r = self
             .inner
-            .reconcile(older_than_ms.max(0.0) as u64)
+            .reconcile(older_than_ms.max(0.0) as u64, within_ms.max(0.0) as u64)
             .await
             .map_err(to_napi)?;
         Ok(

@@ -52,6 +52,8 @@ pub struct Options {
     pub circuit_cooldown_ms: Option<f64>,
     /// PEM file of a CA to trust for `rediss://` (self-signed servers).
     pub redis_ca_file: Option<String>,
+    /// `reserved` (default) or `server`: how entry IDs are chosen (see [`EntryIds`]).
+    pub entry_ids: Option<String>,
     /// The environment to read defaults from; `None` reads the process environment. (Node
     /// passes `process.env`'s values, which a test runner may have changed without `setenv`.)
     pub env: Option<std::collections::HashMap<String, String>>,
@@ -64,6 +66,17 @@ pub enum Retention {
     MaxAgeMs(u64),
     /// `MAXLEN ~ n`: the original publisher's behaviour with n = 2,592,000.
     MaxLen(u64),
+}
+
+/// How entry IDs are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryIds {
+    /// Reserved from the Redis clock before the row is written, so the row is inserted once
+    /// with its final `stream_id`; an ID Redis no longer accepts falls back to `Server`.
+    Reserved,
+    /// `XADD *` after the row is written with '0-0', then a second statement sets `stream_id`
+    /// (the platform's own two-step; one more commit per group).
+    Server,
 }
 
 /// Where and how to reach Postgres.
@@ -121,6 +134,8 @@ pub struct Config {
     pub circuit_threshold: u32,
     /// Circuit breaker cooldown.
     pub circuit_cooldown: Duration,
+    /// How entry IDs are chosen.
+    pub entry_ids: EntryIds,
 }
 
 /// Reads an environment variable (from the given map, else the process), empty meaning unset.
@@ -210,6 +225,15 @@ impl Config {
                 o.circuit_cooldown_ms,
                 1000,
             )?),
+            entry_ids: match o.entry_ids.as_deref() {
+                None | Some("reserved") => EntryIds::Reserved,
+                Some("server") => EntryIds::Server,
+                Some(other) => {
+                    return Err(PublishError::config(format!(
+                        "entryIds must be 'reserved' or 'server', got '{other}'"
+                    )))
+                }
+            },
         })
     }
 }

@@ -6,6 +6,7 @@
 pub mod circuit;
 pub mod completions;
 pub mod config;
+pub mod entry_ids;
 pub mod envelope;
 pub mod errors;
 pub mod ids;

@@ -1,6 +1,6 @@
-//! Writes `event_metadata` rows (COMPAT.md §3): inserts them as PENDING with `stream_id` '0-0',
-//! patches in the real stream ID after the append, deletes them when a publish is undone, and
-//! reconciles rows left by a crash. Multi-row statements bind one array per column (`unnest`), so
+//! Writes `event_metadata` rows (COMPAT.md §3): inserts them as PENDING with the entry ID
+//! proposed for their event, patches the `stream_id` of the few whose append could not take the
+//! proposal, deletes them when a publish is undone, and finds rows for reconciliation. Multi-row statements bind one array per column (`unnest`), so
 //! a group of any size is one statement with a fixed number of parameters.
 
 use std::collections::HashMap;
@@ -21,12 +21,23 @@ pub const MIGRATION_SQL: &str = include_str!("../migrations/0001_event_metadata.
 /// What the insert found for each event id that already had a row (a retry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingRow {
-    /// Its `stream_id` ('0-0' while unpublished).
+    /// Its `stream_id` (the ID proposed or taken by the earlier call; '0-0' from older versions).
     pub stream_id: String,
     /// Its type and tenant, to detect an id reused for another event.
     pub event_type: String,
     /// Tenant.
     pub tenant_id: String,
+}
+
+/// A PENDING row, as reconciliation examines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRow {
+    /// Its event id.
+    pub event_id: String,
+    /// Its `stream_id`.
+    pub stream_id: String,
+    /// Its `created_at`, Unix ms.
+    pub created_ms: i64,
 }
 
 /// The Postgres side of the publisher.
@@ -100,9 +111,9 @@ impl MetadataStore {
             persistent,
             insert_sql: format!(
                 "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
-                 SELECT r.id, r.event_id, '0-0', r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-                 AS r(id, event_id, type, source, tenant_id, correlation_id, ts) \
+                 SELECT r.id, r.event_id, r.stream_id, r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+                 AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
                  ORDER BY r.event_id \
                  ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
             ),
@@ -123,7 +134,8 @@ impl MetadataStore {
                  UPDATE {table} AS m SET stream_id = locked.stream_id FROM locked WHERE m.id = locked.id"
             ),
             delete_sql: format!(
-                "DELETE FROM {table} WHERE event_id = ANY($1::text[]) AND stream_id = '0-0'"
+                "DELETE FROM {table} AS m USING unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
+                 WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id"
             ),
             op_timeout: timeout,
             table_sql: table.to_string(),
@@ -131,30 +143,32 @@ impl MetadataStore {
         }
     }
 
-    /// Inserts one PENDING row per event with `stream_id` '0-0', in one statement (one commit).
-    /// Returns the event ids that already had a row (retries of caller-supplied ids), with what
-    /// those rows hold; every other event now has a fresh row.
+    /// Inserts one PENDING row per event, each with the entry ID proposed for it, in one
+    /// statement (one commit). Returns the event ids that already had a row (retries of
+    /// caller-supplied ids), with what those rows hold; every other event now has a fresh row.
     pub async fn insert_pending(
         &self,
-        events: &[&PreparedEvent],
+        rows: &[(&PreparedEvent, &str)],
     ) -> Result<HashMap<String, ExistingRow>, PublishError> {
-        let n = events.len();
-        let mut cols: [Vec<&str>; 7] = std::array::from_fn(|_| Vec::with_capacity(n));
-        for e in events {
+        let n = rows.len();
+        let events = rows.iter().map(|(e, _)| *e);
+        let mut cols: [Vec<&str>; 8] = std::array::from_fn(|_| Vec::with_capacity(n));
+        for (e, stream_id) in rows {
             cols[0].push(&e.row_id);
             cols[1].push(&e.event_id);
-            cols[2].push(&e.event_type);
-            cols[3].push(&e.source);
-            cols[4].push(&e.tenant_id);
-            cols[5].push(&e.correlation_id);
-            cols[6].push(&e.timestamp);
+            cols[2].push(stream_id);
+            cols[3].push(&e.event_type);
+            cols[4].push(&e.source);
+            cols[5].push(&e.tenant_id);
+            cols[6].push(&e.correlation_id);
+            cols[7].push(&e.timestamp);
         }
-        // One array per column: the statement has seven parameters whatever the group size.
+        // One array per column: the statement has eight parameters whatever the group size.
         let bind = |sql| {
             let q = sqlx::query(sql).persistent(self.persistent);
             cols.iter().fold(q, |q, col| q.bind(col))
         };
-        if !events.iter().any(|e| e.caller_event_id) {
+        if !events.clone().any(|e| e.caller_event_id) {
             // Generated ids cannot have rows yet: a count is enough, no ids to send back.
             let sql = self.insert_sql.trim_end_matches(" RETURNING event_id");
             let done = self
@@ -186,7 +200,6 @@ impl MetadataStore {
         let inserted: std::collections::HashSet<&str> =
             inserted.iter().map(String::as_str).collect();
         let missing: Vec<&str> = events
-            .iter()
             .map(|e| e.event_id.as_str())
             .filter(|id| !inserted.contains(id))
             .collect();
@@ -239,13 +252,18 @@ impl MetadataStore {
         .map(|_| ())
     }
 
-    /// Deletes the rows of an undone publish: rows of these event ids still at '0-0' (a row with a
-    /// real stream id belongs to an entry and is never deleted).
-    pub async fn delete(&self, event_ids: &[&str]) -> Result<u64, PublishError> {
+    /// Deletes the rows of an undone publish: rows of these event ids that still hold the entry
+    /// ID this publish proposed (a row written by another call is never deleted).
+    pub async fn delete(
+        &self,
+        event_ids: &[&str],
+        stream_ids: &[&str],
+    ) -> Result<u64, PublishError> {
         self.bounded("delete event_metadata", async {
             sqlx::query(&self.delete_sql)
                 .persistent(self.persistent)
                 .bind(event_ids)
+                .bind(stream_ids)
                 .execute(&self.pool)
                 .await
         })
@@ -253,42 +271,68 @@ impl MetadataStore {
         .map(|r| r.rows_affected())
     }
 
-    /// Rows left PENDING with `stream_id` '0-0' for longer than `older_than_ms` (a process died
-    /// between the insert and the append): `(event_id, created_at in Unix ms)`, oldest first, at
-    /// most `limit`.
-    pub async fn unpublished(
+    /// PENDING rows created between `within_ms` and `older_than_ms` ago, after `after`
+    /// (`(created_at in Unix ms, event_id)`, exclusive), oldest first, at most `limit`: the rows
+    /// a crashed process may have left without an entry.
+    pub async fn pending_rows(
         &self,
         older_than_ms: u64,
+        within_ms: u64,
+        after: Option<(i64, &str)>,
         limit: i64,
-    ) -> Result<Vec<(String, i64)>, PublishError> {
+    ) -> Result<Vec<PendingRow>, PublishError> {
+        // Integer milliseconds both ways, so the keyset cursor is exact.
         let sql = format!(
-            "SELECT event_id, (extract(epoch FROM created_at) * 1000)::int8 FROM {} WHERE stream_id = '0-0' AND status = 'PENDING' \
-             AND created_at < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1::float8 / 1000) \
-             ORDER BY created_at LIMIT $2",
+            "SELECT event_id, stream_id, (extract(epoch FROM created_at) * 1000)::int8 AS created_ms FROM {} \
+             WHERE status = 'PENDING' \
+             AND created_at < (now() AT TIME ZONE 'UTC') - $1::int8 * INTERVAL '1 millisecond' \
+             AND created_at >= (now() AT TIME ZONE 'UTC') - $2::int8 * INTERVAL '1 millisecond' \
+             AND (created_at, event_id) > (TIMESTAMP 'epoch' + $3::int8 * INTERVAL '1 millisecond', $4::text) \
+             ORDER BY created_at, event_id LIMIT $5",
             self.table_sql
         );
-        self.bounded("find unpublished rows", async {
-            sqlx::query_as::<_, (String, i64)>(&sql)
+        let (after_ms, after_id) = after.unwrap_or((i64::MIN / 4, ""));
+        self.bounded("find pending rows", async {
+            sqlx::query_as::<_, (String, String, i64)>(&sql)
                 .persistent(self.persistent)
-                .bind(older_than_ms as f64)
+                .bind(older_than_ms.min(i64::MAX as u64 / 4) as i64)
+                .bind(within_ms.min(i64::MAX as u64 / 4) as i64)
+                .bind(after_ms.max(-(1 << 40)))
+                .bind(after_id)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await
         })
         .await
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(event_id, stream_id, created_ms)| PendingRow {
+                    event_id,
+                    stream_id,
+                    created_ms,
+                })
+                .collect()
+        })
     }
 
-    /// Marks these rows FAILED with `last_error` 'never published', if they are still '0-0'.
-    pub async fn mark_never_published(&self, event_ids: &[String]) -> Result<u64, PublishError> {
+    /// Marks these rows FAILED with `last_error` 'never published', if they are still PENDING
+    /// with the `stream_id` that was examined.
+    pub async fn mark_never_published(
+        &self,
+        event_ids: &[&str],
+        stream_ids: &[&str],
+    ) -> Result<u64, PublishError> {
         let sql = format!(
-            "UPDATE {} SET status = 'FAILED', last_error = 'never published' \
-             WHERE event_id = ANY($1::text[]) AND stream_id = '0-0' AND status = 'PENDING'",
+            "UPDATE {} AS m SET status = 'FAILED', last_error = 'never published' \
+             FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
+             WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id AND m.status = 'PENDING'",
             self.table_sql
         );
         self.bounded("mark rows failed", async {
             sqlx::query(&sql)
                 .persistent(self.persistent)
                 .bind(event_ids)
+                .bind(stream_ids)
                 .execute(&self.pool)
                 .await
         })

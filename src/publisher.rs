@@ -17,13 +17,14 @@ use std::sync::Mutex;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::circuit::{Admit, Circuit};
-use crate::config::Config;
-use crate::envelope::{EventInput, PreparedEvent};
+use crate::config::{Config, EntryIds};
+use crate::entry_ids::EntryIdClock;
+use crate::envelope::{now_ms, EventInput, PreparedEvent};
 use crate::errors::{Code, PublishError};
 use crate::ids;
 use crate::logging::{Level, LogRecord, LogSink, Logger};
 use crate::metadata_store::{ExistingRow, MetadataStore};
-use crate::stream_writer::{Append, StreamWriter};
+use crate::stream_writer::{Append, StreamWriter, SLACK_MS};
 
 /// Most events coalesced into one group of single publishes (a batch is never split).
 const MAX_GROUP_EVENTS: usize = 1024;
@@ -32,6 +33,10 @@ const MAX_GROUP_EVENTS: usize = 1024;
 const MAX_GROUPS_IN_FLIGHT: u32 = 4;
 /// Rows per INSERT/UPDATE statement of a large group; chunks run on parallel connections.
 const ROWS_PER_STATEMENT: usize = 250;
+/// Longest wait of a group for the groups reserved before it to append (so entries go out in
+/// the order of their proposed IDs). A group held up longer than this is overtaken: its entries
+/// then get Redis-assigned IDs and its rows a second statement.
+const APPEND_ORDER_WAIT: Duration = Duration::from_millis(5);
 /// Longest wait for a group to fill up to the size of the previous one (never on the idle path:
 /// after a group of one, the next group goes out at once).
 const GATHER_WAIT: Duration = Duration::from_millis(1);
@@ -50,7 +55,7 @@ pub struct Health {
 /// What `reconcile()` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
-    /// Rows found PENDING with `stream_id` '0-0' older than the cut-off.
+    /// PENDING rows examined (created within the window, older than the cut-off).
     pub examined: u32,
     /// Rows whose entry exists after all: their `stream_id` was set.
     pub repaired: u32,
@@ -123,6 +128,9 @@ struct Writer {
     arrived: Notify,
     slots: Arc<Semaphore>,
     last_group_jobs: AtomicUsize,
+    entry_ids: EntryIdClock,
+    /// `EntryIds::Reserved`: rows are inserted with reserved entry IDs.
+    reserve_ids: bool,
 }
 
 /// A connected publisher. Cheap to clone; all clones share one set of connections.
@@ -170,6 +178,13 @@ impl Publisher {
                 ),
             )
         });
+        let entry_ids = EntryIdClock::default();
+        let reserve_ids = cfg.entry_ids == EntryIds::Reserved;
+        if reserve_ids {
+            // Learn the Redis clock before the first reservation (every append refreshes it).
+            let host = now_ms();
+            entry_ids.sync(stream.time_ms().await?, host);
+        }
         let in_flight = Arc::new(InFlight::default());
         let writer = Arc::new(Writer {
             stream,
@@ -184,6 +199,8 @@ impl Publisher {
                 cfg.database.pool_size.clamp(1, MAX_GROUPS_IN_FLIGHT) as usize,
             )),
             last_group_jobs: AtomicUsize::new(1),
+            entry_ids,
+            reserve_ids,
         });
         Ok(Publisher {
             inner: Arc::new(Inner {
@@ -339,37 +356,75 @@ impl Publisher {
         }
     }
 
-    /// Settles rows a crashed process left PENDING with `stream_id` '0-0' for longer than
-    /// `older_than_ms`: a row whose entry is in the stream after all gets its `stream_id`; a row
-    /// without an entry is marked FAILED with `last_error` 'never published'.
-    pub async fn reconcile(&self, older_than_ms: u64) -> Result<ReconcileReport, PublishError> {
+    /// Settles rows a crashed process may have left without an entry: PENDING rows created
+    /// between `within_ms` and `older_than_ms` ago whose `stream_id` does not hold their entry.
+    /// A row whose entry is in the stream elsewhere gets that `stream_id`; a row without an entry
+    /// is marked FAILED with `last_error` 'never published'. Rows older than the stream's first
+    /// entry (their entry may have been trimmed) are left alone.
+    pub async fn reconcile(
+        &self,
+        older_than_ms: u64,
+        within_ms: u64,
+    ) -> Result<ReconcileReport, PublishError> {
+        const PAGE: i64 = 1000;
         let w = &self.inner.writer;
-        let rows = w.store.unpublished(older_than_ms, 10_000).await?;
-        let mut report = ReconcileReport {
-            examined: rows.len() as u32,
-            ..Default::default()
-        };
-        if rows.is_empty() {
+        let mut report = ReconcileReport::default();
+        // Rows from before the last trimmed or deleted entry may have lost their entry to
+        // trimming: those are left alone. Without a stream there is nothing to compare with.
+        let Some(removed_ms) = w.stream.removed_up_to_ms().await? else {
             return Ok(report);
-        }
-        let found = w.stream.find_entries(&rows).await?;
-        let (mut ev, mut st) = (Vec::new(), Vec::new());
-        let mut never = Vec::new();
-        for (event_id, _) in &rows {
-            match found.get(event_id.as_str()) {
-                Some(sid) => {
-                    ev.push(event_id.as_str());
-                    st.push(sid.as_str());
-                }
-                None => never.push(event_id.clone()),
+        };
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(ms, id)| (*ms, id.as_str()));
+            let page = w
+                .store
+                .pending_rows(older_than_ms, within_ms, cursor, PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.created_ms, last.event_id.clone()));
+            report.examined += page.len() as u32;
+            let pairs: Vec<(&str, &str)> = page
+                .iter()
+                .map(|r| (r.stream_id.as_str(), r.event_id.as_str()))
+                .collect();
+            let held = w.stream.entries_hold(&pairs).await?;
+            let unheld: Vec<(String, i64, &str)> = page
+                .iter()
+                .zip(held)
+                .filter(|(r, held)| !held && r.created_ms - SLACK_MS > removed_ms as i64)
+                .map(|(r, _)| (r.event_id.clone(), r.created_ms, r.stream_id.as_str()))
+                .collect();
+            if unheld.is_empty() {
+                continue;
             }
-        }
-        if !ev.is_empty() {
-            w.store.set_stream_ids(&ev, &st, true).await?;
-            report.repaired = ev.len() as u32;
-        }
-        if !never.is_empty() {
-            report.failed = w.store.mark_never_published(&never).await? as u32;
+            let rows: Vec<(String, i64)> =
+                unheld.iter().map(|(e, ms, _)| (e.clone(), *ms)).collect();
+            let found = w.stream.find_entries(&rows).await?;
+            let (mut ev, mut st) = (Vec::new(), Vec::new());
+            let (mut never_ev, mut never_st) = (Vec::new(), Vec::new());
+            for (event_id, _, stream_id) in &unheld {
+                match found.get(event_id.as_str()) {
+                    Some(sid) => {
+                        ev.push(event_id.as_str());
+                        st.push(sid.as_str());
+                    }
+                    None => {
+                        never_ev.push(event_id.as_str());
+                        never_st.push(*stream_id);
+                    }
+                }
+            }
+            if !ev.is_empty() {
+                w.store.set_stream_ids(&ev, &st, true).await?;
+                report.repaired += ev.len() as u32;
+            }
+            if !never_ev.is_empty() {
+                report.failed += w.store.mark_never_published(&never_ev, &never_st).await? as u32;
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
         }
         Ok(report)
     }
@@ -479,29 +534,40 @@ impl Writer {
         }
     }
 
-    /// Writes a group: rows, entries, stream ids. Returns one result per job.
+    /// Writes a group: rows (with proposed entry IDs), entries, and the `stream_id` of any row
+    /// whose entry could not take its proposal. Returns one result per job.
     async fn write(&self, jobs: &[Job]) -> Vec<Result<Vec<String>, PublishError>> {
         let deadline = Instant::now() + self.timeout;
         let all: Vec<&PreparedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
         let fail_all = |e: PublishError| jobs.iter().map(|_| Err(e.clone())).collect();
 
-        // 1. Rows first (PENDING, stream_id '0-0'). Idempotent, so an ambiguous failure is retried.
-        let existing = match retry(deadline, false, || self.insert_rows(&all)).await {
+        // 1. Rows first (PENDING, stream_id = the entry ID proposed for the event), so a consumer
+        //    never sees an entry without its row. Idempotent, so an ambiguous failure is retried.
+        let (proposed, turn) = if self.reserve_ids {
+            let (ids, turn) = self.entry_ids.reserve(all.len(), now_ms());
+            (ids, Some(turn))
+        } else {
+            (vec!["0-0".to_string(); all.len()], None)
+        };
+        let rows: Vec<(&PreparedEvent, &str)> = all
+            .iter()
+            .copied()
+            .zip(proposed.iter().map(String::as_str))
+            .collect();
+        let existing = match retry(deadline, false, || self.insert_rows(&rows)).await {
             Ok(existing) => existing,
             Err(e) => {
                 // A failed single statement inserted nothing, but a lost reply may hide a commit and
                 // other chunks of a large group may have committed.
                 if e.outcome_unknown || all.len() > ROWS_PER_STATEMENT {
-                    self.undo_rows(&all).await;
+                    self.undo_rows(&rows).await;
                 }
                 return fail_all(e);
             }
         };
 
-        // A retried caller id whose row says it was published already keeps its entry; an id that
-        // belongs to another event fails that caller only.
+        // A retried caller id that belongs to another event fails that caller only.
         let mut results: Vec<Option<Result<Vec<String>, PublishError>>> = vec![None; jobs.len()];
-        let mut recorded: HashMap<&str, &str> = HashMap::new();
         if !existing.is_empty() {
             for (i, job) in jobs.iter().enumerate() {
                 for e in &job.events {
@@ -516,97 +582,110 @@ impl Writer {
                                 e.event_id, row.event_type
                             ),
                         )));
-                    } else if row.stream_id != "0-0" {
-                        recorded.insert(&e.event_id, &row.stream_id);
                     }
                 }
             }
-            let conflicted: Vec<&PreparedEvent> = jobs
-                .iter()
-                .zip(&results)
-                .filter(|(_, r)| r.is_some())
-                .flat_map(|(j, _)| j.events.iter())
-                .filter(|e| !existing.contains_key(&e.event_id))
-                .collect();
-            if !conflicted.is_empty() {
-                self.undo_rows(&conflicted).await;
+        }
+        // Each live event with the stream id its row holds: the proposal, or an earlier call's.
+        let mut live: Vec<(&PreparedEvent, &str)> = Vec::with_capacity(all.len());
+        let mut conflicted: Vec<(&PreparedEvent, &str)> = Vec::new();
+        let mut at = 0;
+        for (job, result) in jobs.iter().zip(&results) {
+            for e in &job.events {
+                let row = &rows[at];
+                at += 1;
+                let held = existing.get(&e.event_id).map(|r| r.stream_id.as_str());
+                if result.is_some() {
+                    if held.is_none() {
+                        conflicted.push(*row);
+                    }
+                } else {
+                    live.push((e, held.unwrap_or(row.1)));
+                }
             }
         }
-        let live: Vec<&PreparedEvent> = jobs
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_none())
-            .flat_map(|(j, _)| j.events.iter())
-            .collect();
+        if !conflicted.is_empty() {
+            self.undo_rows(&conflicted).await;
+        }
         if live.is_empty() {
             // Every job already has its (conflict) result.
             return merge(results, Ok(Vec::new()));
         }
 
-        // 2. Entries, in one atomic script call. A lost reply is retried with the same token, which
-        //    returns the first call's ids instead of appending twice.
-        let to_append: Vec<&PreparedEvent> = live
+        // 2. Entries, in one atomic script call, each at its row's stream id when Redis accepts
+        //    it. A lost reply is retried with the same token, which returns the first call's ids
+        //    instead of appending twice. Retried caller ids are deduplicated.
+        let token = ids::new_id();
+        let appends: Vec<Append> = live
             .iter()
-            .copied()
-            .filter(|e| !recorded.contains_key(e.event_id.as_str()))
+            .map(|(e, held)| Append {
+                dedup_id: e.caller_event_id.then_some(e.event_id.as_str()),
+                retried: existing.contains_key(&e.event_id),
+                // '0-0' (rows of older versions) is no ID to append at.
+                proposed: if *held == "0-0" { "" } else { held },
+                json: &e.json,
+            })
             .collect();
-        let mut stream_ids: HashMap<&str, String> = recorded
-            .iter()
-            .map(|(k, v)| (*k, (*v).to_string()))
-            .collect();
-        if !to_append.is_empty() {
-            let token = ids::new_id();
-            let appends: Vec<Append> = to_append
-                .iter()
-                .map(|e| Append {
-                    dedup_id: e.caller_event_id.then_some(e.event_id.as_str()),
-                    json: &e.json,
-                })
-                .collect();
-            match retry(deadline, false, || self.stream.append(&token, &appends)).await {
-                Ok(ids) => {
-                    for (e, id) in to_append.iter().zip(ids) {
-                        stream_ids.insert(&e.event_id, id);
-                    }
-                }
-                Err(e) => {
-                    // Definite: nothing was appended, so the rows go. Unknown even after retries:
-                    // the rows stay PENDING '0-0' for a retry with the same eventId or reconcile().
-                    if !e.outcome_unknown {
-                        let fresh: Vec<&PreparedEvent> = to_append
-                            .iter()
-                            .copied()
-                            .filter(|ev| !existing.contains_key(&ev.event_id))
-                            .collect();
-                        self.undo_rows(&fresh).await;
-                    }
-                    return merge(results, Err(e));
-                }
-            }
+        if let Some(turn) = &turn {
+            turn.wait(APPEND_ORDER_WAIT).await;
         }
+        let appended = retry(deadline, false, || self.stream.append(&token, &appends)).await;
+        drop(turn);
+        let entry_ids = match appended {
+            Ok((redis_ms, ids)) => {
+                self.entry_ids.sync(redis_ms, now_ms());
+                ids
+            }
+            Err(e) => {
+                // Definite: nothing was appended, so this call's rows go. Unknown even after
+                // retries: the rows stay PENDING for a retry with the same eventId or reconcile().
+                if !e.outcome_unknown {
+                    let fresh: Vec<(&PreparedEvent, &str)> = live
+                        .iter()
+                        .copied()
+                        .filter(|(ev, _)| !existing.contains_key(&ev.event_id))
+                        .collect();
+                    self.undo_rows(&fresh).await;
+                }
+                return merge(results, Err(e));
+            }
+        };
 
-        // 3. Patch the real stream ids in. The entries are out and consumers may have read them,
-        //    so they are never taken back: the patch (idempotent) is retried through any failure
-        //    until the deadline. If it still fails, the event is in the stream and its row exists
-        //    ('0-0' or patched): the caller gets an outcome-unknown error, a retry with the same
-        //    eventId completes it, and reconcile() repairs rows of generated ids.
-        let ev: Vec<&str> = live.iter().map(|e| e.event_id.as_str()).collect();
-        let st: Vec<&str> = live
-            .iter()
-            .map(|e| stream_ids[e.event_id.as_str()].as_str())
-            .collect();
-        let shared_ids = live.iter().any(|e| e.caller_event_id);
-        if let Err(e) = retry(deadline, true, || self.patch_rows(&ev, &st, shared_ids)).await {
-            let mut e = PublishError::new(
-                e.code,
-                format!(
-                    "the event is in the stream but its row's stream_id could not be set ({}); \
-                     retry with the same eventId, or reconcile() repairs it",
-                    e.message
-                ),
-            );
-            e.outcome_unknown = true;
-            return merge(results, Err(e));
+        // 3. Rows whose entry did not take the row's id (another producer got ahead, the clock
+        //    ran ahead of Redis's, or a retry's entry is older) get the real one. The entries are
+        //    out and consumers may have read them, so they are never taken back: the patch
+        //    (idempotent) is retried through any failure until the deadline. If it still fails,
+        //    the caller gets an outcome-unknown error; a retry with the same eventId completes it,
+        //    and reconcile() repairs the row.
+        let mut stream_ids: HashMap<&str, String> = HashMap::with_capacity(live.len());
+        let (mut patch_ev, mut patch_st) = (Vec::new(), Vec::new());
+        let mut shared_ids = false;
+        for ((e, held), id) in live.iter().zip(entry_ids) {
+            if id != *held {
+                self.entry_ids.observe(&id);
+                patch_ev.push(e.event_id.as_str());
+                shared_ids |= e.caller_event_id;
+            }
+            stream_ids.insert(&e.event_id, id);
+        }
+        if !patch_ev.is_empty() {
+            patch_st.extend(patch_ev.iter().map(|e| stream_ids[e].as_str()));
+            let patched = retry(deadline, true, || {
+                self.patch_rows(&patch_ev, &patch_st, shared_ids)
+            })
+            .await;
+            if let Err(e) = patched {
+                let mut e = PublishError::new(
+                    e.code,
+                    format!(
+                        "the event is in the stream but its row's stream_id could not be set ({}); \
+                         retry with the same eventId, or reconcile() repairs it",
+                        e.message
+                    ),
+                );
+                e.outcome_unknown = true;
+                return merge(results, Err(e));
+            }
         }
 
         let mut out = Vec::with_capacity(jobs.len());
@@ -623,15 +702,15 @@ impl Writer {
     /// separate connections (a failed chunk fails the step; `write` then undoes every chunk).
     async fn insert_rows(
         &self,
-        events: &[&PreparedEvent],
+        rows: &[(&PreparedEvent, &str)],
     ) -> Result<HashMap<String, ExistingRow>, PublishError> {
-        if events.len() <= ROWS_PER_STATEMENT {
-            return self.store.insert_pending(events).await;
+        if rows.len() <= ROWS_PER_STATEMENT {
+            return self.store.insert_pending(rows).await;
         }
         // Chunks cover disjoint ranges of event ids, so parallel statements of two groups that
         // share ids take their row locks in one global order and cannot deadlock.
-        let mut sorted = events.to_vec();
-        sorted.sort_unstable_by(|a, b| a.event_id.cmp(&b.event_id));
+        let mut sorted = rows.to_vec();
+        sorted.sort_unstable_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
         let parts = futures_util::future::join_all(
             sorted
                 .chunks(ROWS_PER_STATEMENT)
@@ -690,12 +769,13 @@ impl Writer {
 
     /// Deletes rows of an undone publish (best effort: a failure is logged; `reconcile()` finds
     /// what is left).
-    async fn undo_rows(&self, events: &[&PreparedEvent]) {
-        if events.is_empty() {
+    async fn undo_rows(&self, rows: &[(&PreparedEvent, &str)]) {
+        if rows.is_empty() {
             return;
         }
-        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-        if let Err(e) = self.store.delete(&ids).await {
+        let ids: Vec<&str> = rows.iter().map(|(e, _)| e.event_id.as_str()).collect();
+        let stream_ids: Vec<&str> = rows.iter().map(|(_, s)| *s).collect();
+        if let Err(e) = self.store.delete(&ids, &stream_ids).await {
             self.log.log(Level::Error, || {
                 let mut r = LogRecord::new(
                     Level::Error,

@@ -12,46 +12,91 @@ use crate::errors::PublishError;
 
 /// Appends events, atomically for one call. KEYS[1] = stream. ARGV = trim kind ('MINID' or
 /// 'MAXLEN'), trim argument (max age ms or max length), dedup TTL ms, dedup key prefix, group
-/// token, group token TTL ms, then one (dedup id or '', event JSON) pair per event.
-/// A dedup id already recorded returns its recorded entry ID instead of appending again; a group
-/// token already recorded (a retry after a lost reply) returns the whole recorded result.
-/// Returns the entry IDs in order.
+/// token, group token TTL ms, how far ahead of and behind the Redis clock a proposed ID may be
+/// (ms), then one (dedup id, proposed entry ID, event JSON) triple per event.
+/// A dedup id already recorded returns its recorded entry ID instead of appending again; a dedup
+/// id prefixed with '?' (a retry whose row exists) also counts as recorded when the entry at the
+/// proposed ID is this event. A group token already recorded (a retry after a lost reply) returns
+/// the whole recorded result. Each entry takes its proposed ID when Redis accepts it (greater
+/// than the stream's last ID) and its time is within the bounds around the Redis clock, `*`
+/// otherwise. Returns the Redis time (ms) and the entry IDs in order.
 const APPEND_LUA: &str = r#"
 local stream = KEYS[1]
 local prefix = ARGV[4]
 local token = ARGV[5]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if token ~= '' then
   local done = redis.call('GET', prefix .. 'g:' .. token)
-  if done then return cjson.decode(done) end
+  if done then return {tostring(now), cjson.decode(done)} end
 end
+local latest = now + tonumber(ARGV[7])
+local earliest = now - tonumber(ARGV[8])
 local out = {}
-local n = (#ARGV - 6) / 2
+local n = (#ARGV - 8) / 3
 for i = 1, n do
-  local dedup = ARGV[5 + 2 * i]
+  local dedup = ARGV[6 + 3 * i]
+  local proposed = ARGV[7 + 3 * i]
+  local json = ARGV[8 + 3 * i]
+  local check = false
+  if string.sub(dedup, 1, 1) == '?' then
+    dedup = string.sub(dedup, 2)
+    check = true
+  end
   local id = false
   if dedup ~= '' then id = redis.call('GET', prefix .. dedup) end
+  if not id and check and proposed ~= '' then
+    local e = redis.call('XRANGE', stream, proposed, proposed)
+    local needle = '{"id":"' .. dedup .. '"'
+    if e[1] and e[1][2][1] == 'event' and string.sub(e[1][2][2], 1, #needle) == needle then
+      id = proposed
+    end
+  end
   if not id then
-    id = redis.call('XADD', stream, '*', 'event', ARGV[6 + 2 * i])
+    local ms = tonumber(string.match(proposed, '^(%d+)%-%d+$'))
+    if ms and ms <= latest and ms >= earliest then
+      local r = redis.pcall('XADD', stream, proposed, 'event', json)
+      if type(r) == 'string' then id = r end
+    end
+    if not id then id = redis.call('XADD', stream, '*', 'event', json) end
     if dedup ~= '' then redis.call('SET', prefix .. dedup, id, 'PX', ARGV[3]) end
   end
   out[i] = id
 end
 if ARGV[1] == 'MINID' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local min = now - tonumber(ARGV[2])
   if min > 0 then redis.call('XTRIM', stream, 'MINID', '~', string.format('%d', min)) end
 else
   redis.call('XTRIM', stream, 'MAXLEN', '~', ARGV[2])
 end
 if token ~= '' then redis.call('SET', prefix .. 'g:' .. token, cjson.encode(out), 'PX', ARGV[6]) end
-return out
+return {tostring(now), out}
 "#;
 
-/// One event to append: its JSON and, for caller-supplied ids, the id to deduplicate on.
+/// How far from its row's `created_at` an entry ID's time may be: entries appended with `*` are
+/// stamped by the Redis clock, rows by the client's, so this allows for clock skew (plus the
+/// publish's own time budget where that applies).
+pub const SLACK_MS: i64 = 10_000;
+
+/// How far a reserved entry ID's time may be ahead of the Redis clock when it is appended
+/// (reservations follow the Redis clock, learned from each reply, so only estimation error and
+/// clock steps get here). Outside the bounds Redis assigns the ID, as `XADD *` would: an entry's
+/// ID then always tells the Redis time of its append within these bounds.
+const MAX_AHEAD_MS: u64 = 20;
+/// How far behind the Redis clock a reserved entry ID may be when it is appended (the row's
+/// insert happens in between; a group held up longer falls back).
+const MAX_BEHIND_MS: u64 = 100;
+
+/// One event to append: its JSON, its proposed entry ID and, for caller-supplied ids, the id to
+/// deduplicate on.
 pub struct Append<'a> {
     /// Event id to deduplicate on, or `None` (generated ids are unique already).
     pub dedup_id: Option<&'a str>,
+    /// A row for this caller-supplied id existed before this call: the entry at `proposed` may
+    /// be this event's, appended by an earlier call.
+    pub retried: bool,
+    /// The entry ID the event's row holds, or "" (then Redis assigns one).
+    pub proposed: &'a str,
     /// The envelope JSON.
     pub json: &'a str,
 }
@@ -144,26 +189,33 @@ impl StreamWriter {
         })
     }
 
-    /// Appends `events` in one atomic script call; returns their entry IDs in order. Calling it
-    /// again with the same `token` (after a lost reply) returns the first call's IDs and appends
-    /// nothing.
+    /// Appends `events` in one atomic script call; returns the Redis time (Unix ms) and their
+    /// entry IDs in order (each the proposed ID unless it was refused). Calling it again with the
+    /// same `token` (after a lost reply) returns the first call's IDs and appends nothing.
     pub async fn append(
         &self,
         token: &str,
         events: &[Append<'_>],
-    ) -> Result<Vec<String>, PublishError> {
+    ) -> Result<(u64, Vec<String>), PublishError> {
         let mut inv = self.append.key(&self.stream);
         inv.arg(self.trim_kind)
             .arg(&self.trim_arg)
             .arg(&self.dedup_ttl_ms)
             .arg(&self.dedup_prefix)
             .arg(token)
-            .arg(&self.token_ttl_ms);
+            .arg(&self.token_ttl_ms)
+            .arg(MAX_AHEAD_MS)
+            .arg(MAX_BEHIND_MS);
         for e in events {
-            inv.arg(e.dedup_id.unwrap_or("")).arg(e.json);
+            match e.dedup_id {
+                Some(id) if e.retried => inv.arg(format!("?{id}")),
+                Some(id) => inv.arg(id),
+                None => inv.arg(""),
+            };
+            inv.arg(e.proposed).arg(e.json);
         }
         let mut conn = self.conn.clone();
-        let ids: Vec<String> = self
+        let (now, ids): (String, Vec<String>) = self
             .bounded("XADD script", inv.invoke_async(&mut conn))
             .await?;
         if ids.len() != events.len() {
@@ -176,7 +228,16 @@ impl StreamWriter {
                 ),
             ));
         }
-        Ok(ids)
+        Ok((now.parse().unwrap_or(0), ids))
+    }
+
+    /// The Redis clock, Unix ms.
+    pub async fn time_ms(&self) -> Result<u64, PublishError> {
+        let mut conn = self.conn.clone();
+        let (s, us): (u64, u64) = self
+            .bounded("TIME", redis::cmd("TIME").query_async(&mut conn))
+            .await?;
+        Ok(s * 1000 + us / 1000)
     }
 
     /// Whether Redis answers a PING now.
@@ -187,17 +248,103 @@ impl StreamWriter {
         matches!(tokio::time::timeout(self.op_timeout, ping).await, Ok(Ok(_)))
     }
 
+    /// Whether the entry at each `(stream id, event id)` is that event's (for reconciliation: a
+    /// row's `stream_id` is written before its entry, so it alone does not prove the append).
+    pub async fn entries_hold(&self, rows: &[(&str, &str)]) -> Result<Vec<bool>, PublishError> {
+        let mut pipe = redis::pipe();
+        let mut asked = Vec::with_capacity(rows.len());
+        for (stream_id, _) in rows {
+            // '0-0' (and anything else that is no entry ID) cannot be an entry.
+            let ok = crate::entry_ids::EntryId::parse(stream_id).is_some_and(|id| id.ms > 0);
+            if ok {
+                pipe.cmd("XRANGE")
+                    .arg(&self.stream)
+                    .arg(*stream_id)
+                    .arg(*stream_id);
+            }
+            asked.push(ok);
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<redis::streams::StreamRangeReply> = if asked.iter().any(|a| *a) {
+            self.bounded("XRANGE", pipe.query_async(&mut conn)).await?
+        } else {
+            Vec::new()
+        };
+        let mut replies = replies.into_iter();
+        Ok(rows
+            .iter()
+            .zip(asked)
+            .map(|((_, event_id), ok)| {
+                ok && replies.next().is_some_and(|r| {
+                    let needle = format!("{{\"id\":{}", json_string(event_id));
+                    r.ids.first().is_some_and(|e| {
+                        e.get::<String>("event")
+                            .is_some_and(|j| j.starts_with(&needle))
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// Up to which time (ms) entries may be missing from the stream because they were trimmed or
+    /// deleted: Redis 7's `max-deleted-entry-id`, else (Redis 6.2) the first entry's time. `None`
+    /// when there is no stream at all (nothing to compare rows with).
+    pub async fn removed_up_to_ms(&self) -> Result<Option<u64>, PublishError> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("XINFO");
+        cmd.arg("STREAM").arg(&self.stream);
+        let info = cmd.query_async::<redis::Value>(&mut conn);
+        let info = match tokio::time::timeout(self.op_timeout, info).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) if e.to_string().contains("no such key") => return Ok(None),
+            Ok(Err(e)) => return Err(PublishError::redis("XINFO STREAM", &e)),
+            Err(_) => {
+                return Err(PublishError::timeout(
+                    "Redis XINFO STREAM",
+                    self.op_timeout.as_millis() as u64,
+                ))
+            }
+        };
+        if let Some(id) = info_field(&info, "max-deleted-entry-id") {
+            return Ok(Some(
+                crate::entry_ids::EntryId::parse(&id).map_or(0, |i| i.ms),
+            ));
+        }
+        Ok(self.first_entry_ms().await?.or(Some(0)))
+    }
+
+    /// The millisecond part of the stream's first entry ID, or `None` for an empty stream.
+    async fn first_entry_ms(&self) -> Result<Option<u64>, PublishError> {
+        let mut conn = self.conn.clone();
+        let first: redis::streams::StreamRangeReply = self
+            .bounded(
+                "XRANGE",
+                redis::cmd("XRANGE")
+                    .arg(&self.stream)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(first
+            .ids
+            .first()
+            .and_then(|e| crate::entry_ids::EntryId::parse(&e.id))
+            .map(|id| id.ms))
+    }
+
     /// Looks for the entries of these events near the time their rows were made (for
-    /// reconciliation; rows say '0-0', so entries are found by the event id in their JSON).
+    /// reconciliation of rows whose `stream_id` does not hold their entry: entries are found by
+    /// the event id in their JSON).
     /// `rows` pairs an event id with its row's `created_at` in Unix ms. Returns event id →
     /// entry ID for those found.
     pub async fn find_entries(
         &self,
         rows: &[(String, i64)],
     ) -> Result<HashMap<String, String>, PublishError> {
-        // Entries are stamped by the Redis clock shortly after the row by the client's: allow
-        // for clock skew and the publish's own time budget. Read in pages to bound memory.
-        const SLACK_MS: i64 = 10_000;
+        // Read in pages to bound memory.
         let mut found = HashMap::new();
         let mut conn = self.conn.clone();
         for (event_id, created_ms) in rows {
@@ -248,6 +395,27 @@ impl StreamWriter {
                 self.op_timeout.as_millis() as u64,
             )),
         }
+    }
+}
+
+/// A string field of an `XINFO` reply (RESP2 flat array or RESP3 map).
+fn info_field(v: &redis::Value, name: &str) -> Option<String> {
+    use redis::Value;
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    match v {
+        Value::Array(items) => items
+            .chunks(2)
+            .find(|kv| kv.len() == 2 && text(&kv[0]).as_deref() == Some(name))
+            .and_then(|kv| text(&kv[1])),
+        Value::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| text(k).as_deref() == Some(name))
+            .and_then(|(_, v)| text(v)),
+        _ => None,
     }
 }
 

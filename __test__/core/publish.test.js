@@ -259,6 +259,83 @@ describe('platform consumer compatibility', () => {
   });
 });
 
+describe('entry IDs', () => {
+  const redisMs = async () => {
+    const [sec, usec] = await redis.time();
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  };
+  const msOf = (id) => Number(id.split('-')[0]);
+  // Every row of the tenant holds the ID of its event's one entry.
+  const expectRowsHoldTheirEntries = async (stream, tenant, count) => {
+    const entries = (await readStream(redis, stream)).filter((e) => e.event.tenantId === tenant);
+    const rows = await rowsOf(tenant);
+    expect(entries).toHaveLength(count);
+    expect(rows).toHaveLength(count);
+    const sid = Object.fromEntries(entries.map((e) => [e.event.id, e.id]));
+    expect(rows.filter((r) => r.stream_id !== sid[r.event_id])).toEqual([]);
+    return entries;
+  };
+
+  test('reserved (default): entry IDs tell the Redis time of the append, as XADD * would, and every row holds its entry ID', async () => {
+    const { p, stream } = await connect();
+    const tenant = uid('ws');
+    const before = await redisMs();
+    await p.publish('approval.item.requested', { n: 0 }, { tenantId: tenant, userId: 'u' });
+    await Promise.all([
+      ...Array.from({ length: 200 }, (_, i) => p.publish('approval.item.requested', { i }, { tenantId: tenant, userId: 'u' })),
+      p.publishBatch(Array.from({ length: 300 }, (_, i) => ({ type: 'approval.item.approved', data: { i }, context: { tenantId: tenant, userId: 'u' } }))),
+    ]);
+    const after = await redisMs();
+    const entries = await expectRowsHoldTheirEntries(stream, tenant, 501);
+    // Within the Redis clock's span of the publishes (the script allows 20 ms ahead at most).
+    for (const e of entries) {
+      expect(msOf(e.id)).toBeGreaterThanOrEqual(before - 100);
+      expect(msOf(e.id)).toBeLessThanOrEqual(after + 20);
+    }
+  });
+
+  test('a stream another producer has moved ahead: the publish takes a Redis-assigned ID and its row is set to it', async () => {
+    const { p, stream } = await connect();
+    const tenant = uid('ws');
+    // An entry dated a minute ahead (explicit ID): every ID reserved now is too low for Redis.
+    const ahead = `${(await redisMs()) + 60_000}-5`;
+    await redis.xadd(stream, ahead, 'event', JSON.stringify({ id: 'other-producer', tenantId: 'other' }));
+    const ids = [await p.publish('approval.item.requested', { n: 1 }, { tenantId: tenant, userId: 'u' })];
+    ids.push(...(await p.publishBatch([2, 3].map((n) => ({ type: 'approval.item.approved', data: { n }, context: { tenantId: tenant, userId: 'u' } })))));
+    const entries = await expectRowsHoldTheirEntries(stream, tenant, 3);
+    expect(entries.map((e) => e.event.id)).toEqual(ids);
+    // Redis assigned them after the other producer's entry, as `*` does.
+    expect(entries.map((e) => e.id)).toEqual([`${msOf(ahead)}-6`, `${msOf(ahead)}-7`, `${msOf(ahead)}-8`]);
+  });
+
+  test('two publishers on one stream, publishing at once: every event has one entry and its row holds it', async () => {
+    const stream = uid('test:stream');
+    const a = (await connect({ stream })).p;
+    const b = (await connect({ stream })).p;
+    const tenant = uid('ws');
+    const burst = (p, tag) =>
+      Array.from({ length: 150 }, (_, i) =>
+        i % 10 === 0
+          ? p.publishBatch([0, 1, 2].map((k) => ({ type: 'approval.item.approved', data: { tag, i, k }, context: { tenantId: tenant, userId: 'u' } })))
+          : p.publish('approval.item.requested', { tag, i }, { tenantId: tenant, userId: 'u' }),
+      );
+    await Promise.all([...burst(a, 'a'), ...burst(b, 'b')]);
+    const entries = await expectRowsHoldTheirEntries(stream, tenant, 2 * (135 + 15 * 3));
+    expect(new Set(entries.map((e) => e.event.id)).size).toBe(entries.length);
+  });
+
+  test("entryIds 'server' (XADD *, then a second statement sets stream_id): every row holds its entry ID; an unknown value is ERR_CONFIG", async () => {
+    const { p, stream } = await connect({ entryIds: 'server' });
+    const tenant = uid('ws');
+    await Promise.all([
+      ...Array.from({ length: 50 }, (_, i) => p.publish('approval.item.requested', { i }, { tenantId: tenant, userId: 'u' })),
+      p.publishBatch(Array.from({ length: 20 }, (_, i) => ({ type: 'approval.item.approved', data: { i }, context: { tenantId: tenant, userId: 'u' } }))),
+    ]);
+    await expectRowsHoldTheirEntries(stream, tenant, 70);
+    await expect(connect({ entryIds: 'client' })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('entryIds') });
+  });
+});
+
 describe('bad input rejects with a code and writes nothing', () => {
   const cyclic = {};
   cyclic.self = cyclic;

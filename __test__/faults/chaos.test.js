@@ -319,8 +319,8 @@ test(`chaos: ${N} events under Redis/Postgres restarts, a Redis stall and refuse
   }
 
   // A definite rejection (outcomeUnknown false) means the publish was not written: no entry, and
-  // no row pointing at one (README's failure table; a '0-0' row is its documented leftover when the
-  // undo's DELETE failed too). Checked before any retry.
+  // no row pointing at one (README's failure table; a PENDING row whose stream_id holds no entry is
+  // its documented leftover when the undo's DELETE failed too). Checked before any retry.
   const definite = ops.filter((o) => !o.ok && !o.errors[o.errors.length - 1].unknown);
   const undoFailed = new Set(logs.filter((l) => /could not delete the rows/.test(l.msg)).flatMap((l) => l.eventIds || []));
   const definiteIds = new Set(definite.flatMap((o) => o.ids));
@@ -328,15 +328,17 @@ test(`chaos: ${N} events under Redis/Postgres restarts, a Redis stall and refuse
   const entriesBeforeRetry = await readStreamPaged(rc0, stream);
   rc0.disconnect();
   const definiteWithEntry = entriesBeforeRetry.map((e) => JSON.parse(e.raw).id).filter((id) => definiteIds.has(id));
+  const entryAt = new Map(entriesBeforeRetry.map((e) => [e.id, JSON.parse(e.raw).id]));
+  const pointsAtItsEntry = (r) => entryAt.get(r.stream_id) === r.event_id;
   const { rows: definiteRows } = await adminQuery('SELECT event_id, stream_id FROM event_metadata WHERE event_id = ANY($1)', [[...definiteIds]]);
   const definiteLeft = {
     operations: definite.length,
     events: definiteIds.size,
     withEntry: definiteWithEntry.length,
-    withRowPointingAtAnEntry: definiteRows.filter((r) => r.stream_id !== '0-0').length,
-    withPendingZeroRow: definiteRows.filter((r) => r.stream_id === '0-0').length,
+    withRowPointingAtAnEntry: definiteRows.filter(pointsAtItsEntry).length,
+    withLeftoverRow: definiteRows.filter((r) => !pointsAtItsEntry(r)).length,
     // ... of which the publisher did not log "could not delete the rows" for (so not the documented case)
-    withPendingZeroRowUnlogged: definiteRows.filter((r) => r.stream_id === '0-0' && !undoFailed.has(r.event_id)).length,
+    withLeftoverRowUnlogged: definiteRows.filter((r) => !pointsAtItsEntry(r) && !undoFailed.has(r.event_id)).length,
     examples: definiteWithEntry.slice(0, 3).map((id) => ({ id, error: definite.find((o) => o.ids.includes(id)).errors.slice(-1)[0] })),
   };
 
@@ -412,6 +414,7 @@ test(`chaos: ${N} events under Redis/Postgres restarts, a Redis stall and refuse
   const orphanEntries = [...entriesOf].filter(([id, sids]) => !rowOf.has(id) || !sids.includes(rowOf.get(id).stream_id)).map(([id]) => id);
   const orphanRows = rows.filter((r) => !entryIds.has(r.stream_id) || !(entriesOf.get(r.event_id) || []).includes(r.stream_id));
   const pendingZero = rows.filter((r) => r.stream_id === '0-0');
+  const heldByOtherEvent = rows.filter((r) => entryIds.has(r.stream_id) && !(entriesOf.get(r.event_id) || []).includes(r.stream_id));
 
   const report = {
     seed: SEED,
@@ -437,6 +440,7 @@ test(`chaos: ${N} events under Redis/Postgres restarts, a Redis stall and refuse
     orphanEntries: orphanEntries.length,
     orphanRows: orphanRows.length,
     pendingZeroRows: pendingZero.length,
+    rowsAtAnotherEventsEntry: heldByOtherEvent.length,
     missingEntry: missingEntry.length,
     missingRow: missingRow.length,
     wrongStreamId: wrongStreamId.length,
@@ -487,8 +491,9 @@ test('publisher processes killed with SIGKILL mid-load: reconcile() settles exac
    * Runs a publishing child (16 workers, ~1000 events/s, singles and batches of up to 10) until it
    * has published 1000 events, stalls Redis so that groups sit between their row insert and their
    * entry, and kills the child with SIGKILL. `stall`:
-   *  - 'sigstop': Redis is stopped; scripts the child had fully sent run when it continues, so the
-   *    window rows have entries (reconcile repairs them);
+   *  - 'sigstop': Redis is stopped; scripts the child had fully sent run when it continues, too
+   *    late for the IDs reserved for them, so the window rows have entries at other IDs
+   *    (reconcile repairs them);
    *  - 'client-pause': CLIENT PAUSE WRITE; Redis reads the scripts but drops them with the
    *    connection, so the window rows have none (reconcile marks them FAILED).
    */
@@ -553,7 +558,9 @@ test('publisher processes killed with SIGKILL mid-load: reconcile() settles exac
   try {
     const before = await entriesNow();
     const rowsBefore = await rowsNow();
-    const window = rowsBefore.filter((r) => r.stream_id === '0-0' && r.status === 'PENDING');
+    // Crash-window rows: PENDING rows whose stream_id does not hold their entry.
+    const window = rowsBefore.filter((r) => r.status === 'PENDING' && !(before.get(r.event_id) || []).includes(r.stream_id));
+    const { rows: [{ n: pendingInDb }] } = await db.query("SELECT count(*)::int AS n FROM event_metadata WHERE status = 'PENDING'");
     const withEntry = window.filter((r) => before.has(r.event_id));
     const withoutEntry = window.filter((r) => !before.has(r.event_id));
     const byTenant = (list) => ({ sigstop: list.filter((r) => r.tenant_id.endsWith('-a')).length, clientPause: list.filter((r) => r.tenant_id.endsWith('-b')).length });
@@ -577,12 +584,11 @@ test('publisher processes killed with SIGKILL mid-load: reconcile() settles exac
     // Both kinds of crash-window rows occurred ...
     expect(withEntry.length).toBeGreaterThan(0);
     expect(withoutEntry.length).toBeGreaterThan(0);
-    // ... and reconcile() found exactly them.
-    expect(result).toEqual({ examined: window.length, repaired: withEntry.length, failed: withoutEntry.length });
+    // ... and reconcile(), looking at every PENDING row, found exactly them.
+    expect(result).toEqual({ examined: pendingInDb, repaired: withEntry.length, failed: withoutEntry.length });
 
     const after = await entriesNow();
     const rows = await rowsNow();
-    expect(rows.filter((r) => r.stream_id === '0-0' && r.status === 'PENDING')).toEqual([]);
     const failed = rows.filter((r) => r.status === 'FAILED');
     expect(failed.map((r) => r.event_id).sort()).toEqual(withoutEntry.map((r) => r.event_id).sort());
     failed.forEach((r) => {
@@ -596,7 +602,7 @@ test('publisher processes killed with SIGKILL mid-load: reconcile() settles exac
     const rowOf = new Map(rows.map((r) => [r.event_id, r]));
     expect([...after].filter(([id, sids]) => !rowOf.has(id) || !sids.includes(rowOf.get(id).stream_id)).map(([id]) => id)).toEqual([]);
     // A second pass has nothing left to do.
-    expect(await p.reconcile({ olderThanMs: 0 })).toEqual({ examined: 0, repaired: 0, failed: 0 });
+    expect(await p.reconcile({ olderThanMs: 0 })).toEqual({ examined: pendingInDb - withoutEntry.length, repaired: 0, failed: 0 });
     await p.close();
   } finally {
     rc.disconnect();

@@ -98,8 +98,8 @@ afterAll(async () => {
 
 describe('Redis outages (private Redis)', () => {
   // The publish that meets the dead connection first cannot know whether Redis ran its script
-  // (the reply was lost), so it may report outcomeUnknown = true and keep its PENDING '0-0' rows
-  // for a retry with the same eventId; every later one is a definite refusal that leaves nothing.
+  // (the reply was lost), so it may report outcomeUnknown = true and keep its PENDING rows (their
+  // stream_id the entry ID proposed for them, with no entry there) for a retry with the same eventId; every later one is a definite refusal that leaves nothing.
   // All of them must reject promptly. (Since b0ad9bb the first one waits the whole timeoutMs: its
   // retry loop keeps retrying the definite refusals that follow the lost reply; see the report.)
   test('Redis down: publish and publishBatch reject with ERR_REDIS/ERR_CIRCUIT_OPEN well under timeoutMs; definite refusals leave no row; after a restart on the same port the same publisher recovers by itself', async () => {
@@ -126,11 +126,11 @@ describe('Redis outages (private Redis)', () => {
     expect(summary.map((x) => ({ prompt: x.prompt }))).toEqual(summary.map(() => ({ prompt: true })));
     // After the first, every refusal is definite.
     expect(summary.slice(1).filter((x) => x.code === 'ERR_REDIS' && x.unknown)).toEqual([]);
-    // Definite refusals left nothing; an ambiguous one may leave only PENDING '0-0' rows.
+    // Definite refusals left nothing; an ambiguous one may leave only PENDING rows.
     const rows = await rowsOf(down);
     const ambiguousIds = new Set(calls.filter(({ res }) => res.err.outcomeUnknown).flatMap(({ events }) => events.map((e) => e.context.eventId)));
     expect(rows.filter((row) => !ambiguousIds.has(row.event_id))).toEqual([]);
-    rows.forEach((row) => expect(row).toMatchObject({ stream_id: '0-0', status: 'PENDING' }));
+    rows.forEach((row) => expect(row).toMatchObject({ stream_id: expect.stringMatching(STREAM_ID), status: 'PENDING' }));
     expect(await p.health()).toMatchObject({ redis: false, database: true });
 
     await r.restart();
@@ -205,7 +205,7 @@ describe('Redis outages (private Redis)', () => {
 
   test('circuit breaker: after circuitThreshold failures it rejects at once with ERR_CIRCUIT_OPEN, health() says open; after Redis is back and the cooldown passes it closes again', async () => {
     const r = await redisServer();
-    const { p } = await connect({ redisUrl: r.url, circuitThreshold: 3, circuitCooldownMs: 1000, timeoutMs: 3000 });
+    const { p, stream } = await connect({ redisUrl: r.url, circuitThreshold: 3, circuitCooldownMs: 1000, timeoutMs: 3000 });
     const tenant = uid('ws');
     await p.publish('fault.circuit.warmup', {}, { tenantId: tenant, userId: 'u' });
     await r.stop();
@@ -230,12 +230,23 @@ describe('Redis outages (private Redis)', () => {
     const back = await publishUntilOk(p, { tenantId: tenant, userId: 'u' }, 5000);
     expect(back.id).toMatch(CUID2);
     expect(await p.health()).toEqual({ redis: true, database: true, circuit: 'closed' });
-    // A failure whose outcome was unknown keeps its PENDING '0-0' row until retried with its eventId.
+    // A failure whose outcome was unknown keeps its PENDING row until retried with its eventId;
+    // then each row holds the ID of its one entry.
     for (const { i, ctx } of ambiguous) await p.publish('fault.circuit.fail', { i }, ctx);
     const rows = await rowsOf(tenant);
     expect(rows).toHaveLength(2 + ambiguous.length);
-    rows.forEach((row) => expect(row.stream_id).toMatch(STREAM_ID));
-    expect(rows.some((row) => row.stream_id === '0-0')).toBe(false);
+    const client = await r.client();
+    try {
+      // (The warm-up's entry went with the restart: this Redis keeps no data.)
+      const entries = await readStream(client, stream);
+      const sid = Object.fromEntries(entries.map((e) => [e.event.id, e.id]));
+      const rowOf = Object.fromEntries(rows.map((row) => [row.event_id, row.stream_id]));
+      const published = [back.id, ...ambiguous.map((a) => a.ctx.eventId)];
+      expect(entries.map((e) => e.event.id).sort()).toEqual([...published].sort());
+      expect(published.map((id) => rowOf[id])).toEqual(published.map((id) => sid[id]));
+    } finally {
+      client.disconnect();
+    }
   });
 
   test('backpressure: with maxInFlight 50 and Redis paused, 500 publishes fired at once: the excess rejects immediately with ERR_OVERLOADED', async () => {
@@ -340,8 +351,8 @@ describe('Postgres outages (private Postgres)', () => {
     pdb.on('error', () => {});
     const rows = await rowsOf(tenant, pdb);
     expect(rows.map((r) => r.event_id).sort()).toEqual([(await readStream(redis, stream))[0].event.id, back.id].sort());
-    rows.forEach((row) => expect(row.stream_id).toMatch(STREAM_ID));
-    expect(rows.some((row) => row.stream_id === '0-0')).toBe(false);
+    const sid = Object.fromEntries((await readStream(redis, stream)).map((e) => [e.event.id, e.id]));
+    rows.forEach((row) => expect(row.stream_id).toBe(sid[row.event_id]));
     await pdb.end();
     pdb = null;
   });
@@ -381,7 +392,9 @@ describe('Postgres outages (private Postgres)', () => {
     const check = await pgClient(pg.url);
     check.on('error', () => {});
     try {
-      const { p, stream } = await connect({ databaseUrl: url, timeoutMs, circuitThreshold: 0 });
+      // entryIds 'server': the two-step write whose second statement sets stream_id (with reserved
+      // IDs that statement only runs for an ID Redis refused).
+      const { p, stream } = await connect({ databaseUrl: url, timeoutMs, circuitThreshold: 0, entryIds: 'server' });
       await p.publish('fault.patch.warmup', {}, { tenantId: uid('warm'), userId: 'u' });
       const tenant = uid('ws');
       const eventId = uid('evt');

@@ -1,0 +1,267 @@
+//! Proposes stream entry IDs before the append, so that each row can be inserted with its final
+//! `stream_id` and no second statement has to patch it in.
+//!
+//! An ID is `<ms>-<seq>` with `ms` from the Redis clock (this host's clock plus the offset seen in
+//! the last reply from Redis), strictly increasing within the process. The append script takes a
+//! reserved ID only if Redis accepts it (greater than the stream's last ID) and its time is within
+//! a few ms of the Redis clock; otherwise it appends with `*` and the publisher patches the row
+//! (the slow path). Several publishers on one stream stay correct: an ID another producer has
+//! overtaken simply falls back.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// A stream entry ID.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EntryId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl EntryId {
+    /// Parses `<ms>-<seq>`.
+    pub fn parse(s: &str) -> Option<EntryId> {
+        let (ms, seq) = s.split_once('-')?;
+        Some(EntryId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// Hands out increasing entry IDs, and turns to append them in the order they were handed out
+/// (groups are written concurrently, and a group whose IDs another group's entries have
+/// overtaken would have to fall back).
+#[derive(Default)]
+pub struct EntryIdClock {
+    state: Mutex<ClockState>,
+    turn_changed: Notify,
+    /// Redis clock minus this host's, in ms.
+    offset_ms: AtomicI64,
+}
+
+#[derive(Default)]
+struct ClockState {
+    /// The last ID handed out or seen in the stream.
+    last: EntryId,
+    /// Tickets handed out so far.
+    tickets: u64,
+    /// Tickets below this one have appended (or given up, or been overtaken).
+    turn: u64,
+    /// Finished tickets above `turn`.
+    finished: std::collections::BTreeSet<u64>,
+}
+
+/// A reservation's place in the append order. Dropping it ends its turn.
+pub struct Turn<'a> {
+    clock: &'a EntryIdClock,
+    ticket: u64,
+}
+
+impl EntryIdClock {
+    /// Records the Redis clock (`redis_ms`) as read when this host's clock said `host_ms`.
+    pub fn sync(&self, redis_ms: u64, host_ms: u64) {
+        if redis_ms > 0 {
+            self.offset_ms
+                .store(redis_ms as i64 - host_ms as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Reserves `n` consecutive IDs after everything handed out or observed, at the Redis time
+    /// that corresponds to `host_ms` or later, with the turn at which to append them.
+    pub fn reserve(&self, n: usize, host_ms: u64) -> (Vec<String>, Turn<'_>) {
+        let now_ms = (host_ms as i64 + self.offset_ms.load(Ordering::Relaxed)).max(0) as u64;
+        let mut st = self.lock();
+        let ticket = st.tickets;
+        st.tickets += 1;
+        let turn = Turn {
+            clock: self,
+            ticket,
+        };
+        if n == 0 {
+            return (Vec::new(), turn);
+        }
+        let first = if now_ms > st.last.ms {
+            EntryId { ms: now_ms, seq: 0 }
+        } else {
+            EntryId {
+                ms: st.last.ms,
+                seq: st.last.seq + 1,
+            }
+        };
+        let out = (0..n as u64)
+            .map(|i| {
+                EntryId {
+                    ms: first.ms,
+                    seq: first.seq + i,
+                }
+                .to_string()
+            })
+            .collect();
+        st.last = EntryId {
+            ms: first.ms,
+            seq: first.seq + n as u64 - 1,
+        };
+        (out, turn)
+    }
+
+    /// Raises the floor to an ID the stream holds (an append that did not take a proposal), so
+    /// that later proposals are above it.
+    pub fn observe(&self, id: &str) {
+        if let Some(id) = EntryId::parse(id) {
+            let mut st = self.lock();
+            if id > st.last {
+                st.last = id;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn finish(&self, ticket: u64) {
+        let mut st = self.lock();
+        if ticket < st.turn {
+            return; // overtaken already
+        }
+        st.finished.insert(ticket);
+        let before = st.turn;
+        while st.finished.first() == Some(&st.turn) {
+            st.finished.pop_first();
+            st.turn += 1;
+        }
+        if st.turn != before {
+            drop(st);
+            self.turn_changed.notify_waiters();
+        }
+    }
+}
+
+impl Turn<'_> {
+    /// Waits until every earlier reservation has appended or given up, at most `max`; after that
+    /// this one goes first, and the late ones fall back to Redis-assigned IDs.
+    pub async fn wait(&self, max: Duration) {
+        let clock = self.clock;
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let changed = clock.turn_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if clock.lock().turn >= self.ticket {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let mut st = clock.lock();
+                if st.turn < self.ticket {
+                    st.turn = self.ticket;
+                    st.finished.retain(|t| *t >= self.ticket);
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.clock.finish(self.ticket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(c: &EntryIdClock, n: usize, now: u64) -> Vec<String> {
+        c.reserve(n, now).0
+    }
+
+    #[test]
+    fn increasing_within_and_across_reservations() {
+        let c = EntryIdClock::default();
+        assert_eq!(ids(&c, 3, 1000), ["1000-0", "1000-1", "1000-2"]);
+        // Same millisecond, or a clock that went back: continue the sequence.
+        assert_eq!(ids(&c, 2, 1000), ["1000-3", "1000-4"]);
+        assert_eq!(ids(&c, 1, 990), ["1000-5"]);
+        assert_eq!(ids(&c, 1, 1001), ["1001-0"]);
+        assert!(ids(&c, 0, 1002).is_empty());
+        assert_eq!(ids(&c, 1, 1002), ["1002-0"]);
+    }
+
+    #[test]
+    fn observed_ids_raise_the_floor() {
+        let c = EntryIdClock::default();
+        c.observe("5000-7");
+        assert_eq!(ids(&c, 1, 4000), ["5000-8"]);
+        c.observe("100-0"); // lower: ignored
+        c.observe("garbage");
+        assert_eq!(ids(&c, 1, 4000), ["5000-9"]);
+        // Reservations follow the Redis clock.
+        c.sync(10_250, 10_000);
+        assert_eq!(ids(&c, 1, 10_000), ["10250-0"]);
+        c.sync(9_900, 10_000);
+        assert_eq!(ids(&c, 1, 10_200), ["10250-1"]); // 10_100 < floor: the floor goes on
+        assert_eq!(ids(&c, 1, 10_400), ["10300-0"]);
+        assert_eq!(EntryId::parse("12-3"), Some(EntryId { ms: 12, seq: 3 }));
+        assert!(EntryId::parse("12").is_none());
+    }
+
+    #[tokio::test]
+    async fn turns_follow_the_reservation_order() {
+        let c: &'static EntryIdClock = Box::leak(Box::default());
+        let (_, a) = c.reserve(1, 1);
+        let (_, b) = c.reserve(1, 1);
+        let (_, d) = c.reserve(1, 1);
+        let long = Duration::from_secs(5);
+        // The first goes at once; the second waits until the first is done.
+        tokio::time::timeout(Duration::from_millis(100), a.wait(long))
+            .await
+            .expect("first turn");
+        let second = tokio::spawn(async move {
+            b.wait(Duration::from_secs(5)).await;
+            drop(b);
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!second.is_finished());
+        drop(a);
+        tokio::time::timeout(Duration::from_millis(500), second)
+            .await
+            .expect("second turn after the first")
+            .unwrap();
+        tokio::time::timeout(Duration::from_millis(100), d.wait(long))
+            .await
+            .expect("third turn");
+    }
+
+    #[tokio::test]
+    async fn a_late_turn_is_overtaken_after_the_bound() {
+        let c = EntryIdClock::default();
+        let (_, a) = c.reserve(1, 1);
+        let (_, b) = c.reserve(1, 1);
+        let (_, d) = c.reserve(1, 1);
+        let t = std::time::Instant::now();
+        b.wait(Duration::from_millis(30)).await; // `a` never finishes in time
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        drop(b);
+        // `a` was overtaken: the next one does not wait for it.
+        tokio::time::timeout(Duration::from_millis(10), d.wait(Duration::from_secs(5)))
+            .await
+            .expect("not held up by the overtaken turn");
+        drop(a);
+        drop(d);
+        assert_eq!(c.lock().turn, 3);
+        assert!(c.lock().finished.is_empty());
+    }
+}
