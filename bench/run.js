@@ -27,7 +27,8 @@ const SCENARIOS = {
   batch1000: { label: 'publishBatch 1,000', mode: 'batch', batch: 1000, n: 30000 },
 };
 const IMPLS = {
-  package: '@hyvve/event-publisher',
+  package: '@hyvve/event-publisher (default: entry IDs reserved, one statement per group)',
+  'package-server': "@hyvve/event-publisher with `entryIds: 'server'` (XADD *, then a second statement sets stream_id)",
   prisma: 'ioredis + Prisma 7 (platform reference)',
   pg: 'ioredis + pg (lean JS reference)',
 };
@@ -264,10 +265,10 @@ async function benchmark(opts, ctx) {
   const scenarios = opts.scenario || Object.keys(SCENARIOS);
   const pkgError = packageLoadError();
   let impls = opts.impl || Object.keys(IMPLS);
-  if (pkgError && impls.includes('package')) {
+  if (pkgError && impls.some((i) => i.startsWith('package'))) {
     console.log(`\n*** Skipping @hyvve/event-publisher: require('..') failed: ${pkgError}`);
     console.log('*** Build it at the repo root (npm run build) to include it.\n');
-    impls = impls.filter((i) => i !== 'package');
+    impls = impls.filter((i) => !i.startsWith('package'));
   }
   const runTag = Date.now().toString(36);
   const results = [];
@@ -294,7 +295,7 @@ async function benchmark(opts, ctx) {
           row.error = e.message.split('\n')[0];
         }
         results.push(row);
-        console.log(`rep ${rep} ${s.padEnd(11)} ${impl.padEnd(8)} `
+        console.log(`rep ${rep} ${s.padEnd(11)} ${impl.padEnd(14)} `
           + (row.error ? `ERROR ${row.error}` : `${fmt(row.eventsPerSec).padStart(7)} ev/s  p50 ${fmt(row.p50ms, 2)} ms  `
             + `p99 ${fmt(row.p99ms, 2)} ms  node ${fmt(row.nodeCpuUsPerEvent)} µs/ev  `
             + `rss ${fmt(row.rssPeakMB)} MB  ${row.check.ok ? 'check ok' : `CHECK FAILED: ${row.check.problems.join('; ')}`}`));

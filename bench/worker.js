@@ -7,6 +7,10 @@ const path = require('node:path');
 
 const IMPLEMENTATIONS = {
   package: () => require(path.join(__dirname, '..')).EventPublisher,
+  'package-server': () => {
+    const { EventPublisher } = require(path.join(__dirname, '..'));
+    return { connect: (o) => EventPublisher.connect({ ...o, entryIds: 'server' }) };
+  },
   prisma: () => require('./refs/prisma-publisher').EventPublisher,
   pg: () => require('./refs/pg-publisher').EventPublisher,
 };
