@@ -1,10 +1,10 @@
 //! The publishing pipeline, plain async Rust (no napi): validation, group commit, the
-//! row → entry → stream_id write order, undo on failure, retries of ambiguous steps, and the
-//! lifecycle (close, health, reconcile).
+//! reserved ID → row → entry (→ stream_id update if the ID was not taken) write order, undo on
+//! failure, retries of ambiguous steps, and the lifecycle (close, health, reconcile).
 //!
 //! Concurrent `publish` calls are coalesced: while a group is being written, new events queue
-//! up and go out together as the next group (one multi-row INSERT, one script call to Redis,
-//! one multi-row UPDATE). A lone publish goes out at once: there is no linger timer.
+//! up and go out together as the next group (one multi-row INSERT with the reserved entry IDs,
+//! one script call to Redis). A lone publish goes out at once: there is no linger timer.
 
 use std::collections::HashMap;
 use std::future::Future;
