@@ -324,6 +324,21 @@ describe('entry IDs', () => {
     expect(new Set(entries.map((e) => e.event.id)).size).toBe(entries.length);
   });
 
+  test('a repeat of a completed publish after the dedup window: same id, still one entry (the entry at the row\'s stream_id is found)', async () => {
+    const { p, stream } = await connect({ dedupWindowMs: 1 });
+    const tenant = uid('ws');
+    const ctx = { tenantId: tenant, userId: 'u', eventId: uid('ev') };
+    const other = { tenantId: tenant, userId: 'u', eventId: uid('ev2') };
+    await p.publish('approval.item.requested', { n: 1 }, ctx);
+    await p.publish('approval.item.requested', { n: 2 }, other); // moves the stream on
+    await new Promise((r) => setTimeout(r, 20)); // the dedup keys are gone
+    expect(await redis.exists(`{${stream}}:dedup:${ctx.eventId}`)).toBe(0);
+    await expect(p.publish('approval.item.requested', { n: 1 }, ctx)).resolves.toBe(ctx.eventId);
+    await expect(p.publishBatch([{ type: 'approval.item.requested', data: { n: 1 }, context: ctx }])).resolves.toEqual([ctx.eventId]);
+    const entries = await expectRowsHoldTheirEntries(stream, tenant, 2);
+    expect(entries.map((e) => e.event.id)).toEqual([ctx.eventId, other.eventId]);
+  });
+
   test("entryIds 'server' (XADD *, then a second statement sets stream_id): every row holds its entry ID; an unknown value is ERR_CONFIG", async () => {
     const { p, stream } = await connect({ entryIds: 'server' });
     const tenant = uid('ws');
