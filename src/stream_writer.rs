@@ -337,24 +337,34 @@ impl StreamWriter {
 
     /// Looks for the entries of these events near the time their rows were made (for
     /// reconciliation of rows whose `stream_id` does not hold their entry: entries are found by
-    /// the event id in their JSON).
-    /// `rows` pairs an event id with its row's `created_at` in Unix ms. Returns event id →
-    /// entry ID for those found.
+    /// the event id in their JSON). `rows` pairs an event id with its row's `created_at` in Unix
+    /// ms. Returns event id → entry ID for those found. The rows' windows are merged, so each
+    /// part of the stream is read once (in pages, to bound memory) whatever the number of rows.
     pub async fn find_entries(
         &self,
         rows: &[(String, i64)],
     ) -> Result<HashMap<String, String>, PublishError> {
-        // Read in pages to bound memory.
+        let mut wanted: std::collections::HashSet<&str> =
+            rows.iter().map(|(id, _)| id.as_str()).collect();
+        let after = SLACK_MS + self.op_timeout.as_millis() as i64;
+        let mut windows: Vec<(i64, i64)> = rows
+            .iter()
+            .map(|(_, ms)| ((ms - SLACK_MS).max(0), ms + after))
+            .collect();
+        windows.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (from, to) in windows {
+            match merged.last_mut() {
+                Some(last) if from <= last.1 => last.1 = last.1.max(to),
+                _ => merged.push((from, to)),
+            }
+        }
         let mut found = HashMap::new();
         let mut conn = self.conn.clone();
-        for (event_id, created_ms) in rows {
-            let mut from = format!("{}-0", (created_ms - SLACK_MS).max(0));
-            let end = format!(
-                "{}-0",
-                created_ms + SLACK_MS + self.op_timeout.as_millis() as i64
-            );
-            let needle = format!("{{\"id\":{}", json_string(event_id));
-            'pages: loop {
+        for (from_ms, to_ms) in merged {
+            let mut from = format!("{from_ms}-0");
+            let end = format!("{to_ms}-0");
+            while !wanted.is_empty() {
                 let page: redis::streams::StreamRangeReply = self
                     .bounded(
                         "XRANGE",
@@ -372,9 +382,11 @@ impl StreamWriter {
                 };
                 for entry in page.ids {
                     let json: Option<String> = entry.get("event");
-                    if json.is_some_and(|j| j.starts_with(&needle)) {
-                        found.insert(event_id.clone(), entry.id);
-                        break 'pages;
+                    let Some(id) = json.as_deref().and_then(envelope_event_id) else {
+                        continue;
+                    };
+                    if let Some(id) = wanted.take(id) {
+                        found.insert(id.to_string(), entry.id);
                     }
                 }
                 from = format!("({last}");
@@ -419,6 +431,12 @@ fn info_field(v: &redis::Value, name: &str) -> Option<String> {
     }
 }
 
+/// The event id at the start of an envelope JSON (`{"id":"…"`; ids need no escapes).
+fn envelope_event_id(json: &str) -> Option<&str> {
+    let rest = json.strip_prefix("{\"id\":\"")?;
+    rest.split_once('"').map(|(id, _)| id)
+}
+
 fn json_string(s: &str) -> String {
     let mut out = String::new();
     crate::envelope::push_json_string(&mut out, s);
@@ -445,6 +463,16 @@ fn check_version(info: &str) -> Result<(), PublishError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_id_of_an_envelope() {
+        assert_eq!(
+            envelope_event_id(r#"{"id":"ev-1","type":"x"}"#),
+            Some("ev-1")
+        );
+        assert_eq!(envelope_event_id(r#"{"type":"x","id":"ev-1"}"#), None);
+        assert_eq!(envelope_event_id("not json"), None);
+    }
 
     #[test]
     fn version_check() {
