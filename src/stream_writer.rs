@@ -10,44 +10,45 @@ use redis::{Client, Script};
 use crate::config::{RedisConfig, Retention};
 use crate::errors::PublishError;
 
-/// Appends events, atomically for one call. KEYS[1] = stream. ARGV = trim kind ('MINID' or
+/// Appends events, atomically for one call. KEYS[1] = stream, KEYS[2] = the group token's key,
+/// then the dedup key of each event that has one (every key the script touches is declared, as
+/// Redis asks of scripts, and all share the stream's hash slot). ARGV = trim kind ('MINID' or
 /// 'MAXLEN'), trim argument (max age ms or max length), dedup TTL ms, dedup key prefix, group
-/// token, group token TTL ms, how far ahead of and behind the Redis clock a proposed ID may be
-/// (ms), then one (dedup id, proposed entry ID, event JSON) triple per event.
-/// A dedup id already recorded returns its recorded entry ID instead of appending again; a dedup
-/// id prefixed with '?' (a retry whose row exists) also counts as recorded when the entry at the
-/// proposed ID is this event. A group token already recorded (a retry after a lost reply) returns
-/// the whole recorded result. Each entry takes its proposed ID when Redis accepts it (greater
-/// than the stream's last ID) and its time is within the bounds around the Redis clock, `*`
-/// otherwise. Returns the Redis time (ms) and the entry IDs in order.
+/// token TTL ms, how far ahead of and behind the Redis clock a proposed ID may be (ms), then one
+/// (dedup key index in KEYS or '', proposed entry ID, event JSON) triple per event.
+/// A dedup key already recorded returns its recorded entry ID instead of appending again; a dedup
+/// key index prefixed with '?' (a retry whose row exists) also counts as recorded when the entry
+/// at the proposed ID is this event. A group token already recorded (a retry after a lost reply)
+/// returns the whole recorded result. Each entry takes its proposed ID when Redis accepts it
+/// (greater than the stream's last ID) and its time is within the bounds around the Redis clock,
+/// `*` otherwise. Returns the Redis time (ms) and the entry IDs in order.
 const APPEND_LUA: &str = r#"
 local stream = KEYS[1]
 local prefix = ARGV[4]
-local token = ARGV[5]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if token ~= '' then
-  local done = redis.call('GET', prefix .. 'g:' .. token)
-  if done then return {tostring(now), cjson.decode(done)} end
-end
-local latest = now + tonumber(ARGV[7])
-local earliest = now - tonumber(ARGV[8])
+local done = redis.call('GET', KEYS[2])
+if done then return {tostring(now), cjson.decode(done)} end
+local latest = now + tonumber(ARGV[6])
+local earliest = now - tonumber(ARGV[7])
 local out = {}
-local n = (#ARGV - 8) / 3
+local n = (#ARGV - 7) / 3
 for i = 1, n do
-  local dedup = ARGV[6 + 3 * i]
-  local proposed = ARGV[7 + 3 * i]
-  local json = ARGV[8 + 3 * i]
+  local dedup = ARGV[5 + 3 * i]
+  local proposed = ARGV[6 + 3 * i]
+  local json = ARGV[7 + 3 * i]
   local check = false
   if string.sub(dedup, 1, 1) == '?' then
     dedup = string.sub(dedup, 2)
     check = true
   end
+  local key = false
+  if dedup ~= '' then key = KEYS[tonumber(dedup)] end
   local id = false
-  if dedup ~= '' then id = redis.call('GET', prefix .. dedup) end
+  if key then id = redis.call('GET', key) end
   if not id and check and proposed ~= '' then
     local e = redis.call('XRANGE', stream, proposed, proposed)
-    local needle = '{"id":"' .. dedup .. '"'
+    local needle = '{"id":"' .. string.sub(key, #prefix + 1) .. '"'
     if e[1] and e[1][2][1] == 'event' and string.sub(e[1][2][2], 1, #needle) == needle then
       id = proposed
     end
@@ -59,7 +60,7 @@ for i = 1, n do
       if type(r) == 'string' then id = r end
     end
     if not id then id = redis.call('XADD', stream, '*', 'event', json) end
-    if dedup ~= '' then redis.call('SET', prefix .. dedup, id, 'PX', ARGV[3]) end
+    if key then redis.call('SET', key, id, 'PX', ARGV[3]) end
   end
   out[i] = id
 end
@@ -69,7 +70,7 @@ if ARGV[1] == 'MINID' then
 else
   redis.call('XTRIM', stream, 'MAXLEN', '~', ARGV[2])
 end
-if token ~= '' then redis.call('SET', prefix .. 'g:' .. token, cjson.encode(out), 'PX', ARGV[6]) end
+redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[5])
 return {tostring(now), out}
 "#;
 
@@ -198,20 +199,30 @@ impl StreamWriter {
         events: &[Append<'_>],
     ) -> Result<(u64, Vec<String>), PublishError> {
         let mut inv = self.append.key(&self.stream);
-        inv.arg(self.trim_kind)
+        inv.key(format!("{}g:{token}", self.dedup_prefix))
+            .arg(self.trim_kind)
             .arg(&self.trim_arg)
             .arg(&self.dedup_ttl_ms)
             .arg(&self.dedup_prefix)
-            .arg(token)
             .arg(&self.token_ttl_ms)
             .arg(MAX_AHEAD_MS)
             .arg(MAX_BEHIND_MS);
+        let mut keys = 2;
         for e in events {
             match e.dedup_id {
-                Some(id) if e.retried => inv.arg(format!("?{id}")),
-                Some(id) => inv.arg(id),
-                None => inv.arg(""),
-            };
+                Some(id) => {
+                    keys += 1;
+                    inv.key(format!("{}{id}", self.dedup_prefix));
+                    inv.arg(if e.retried {
+                        format!("?{keys}")
+                    } else {
+                        keys.to_string()
+                    });
+                }
+                None => {
+                    inv.arg("");
+                }
+            }
             inv.arg(e.proposed).arg(e.json);
         }
         let mut conn = self.conn.clone();
