@@ -18,8 +18,8 @@ use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::circuit::{Admit, Circuit};
 use crate::config::{Config, EntryIds};
-use crate::entry_ids::EntryIdClock;
-use crate::envelope::{now_ms, EventInput, PreparedEvent};
+use crate::entry_ids::{host_now_us, EntryIdClock};
+use crate::envelope::{EventInput, PreparedEvent};
 use crate::errors::{Code, PublishError};
 use crate::ids;
 use crate::logging::{Level, LogRecord, LogSink, Logger};
@@ -182,8 +182,8 @@ impl Publisher {
         let reserve_ids = cfg.entry_ids == EntryIds::Reserved;
         if reserve_ids {
             // Learn the Redis clock before the first reservation (every append refreshes it).
-            let host = now_ms();
-            entry_ids.sync(stream.time_ms().await?, host);
+            let host = host_now_us();
+            entry_ids.sync(stream.time_us().await?, host);
         }
         let in_flight = Arc::new(InFlight::default());
         let writer = Arc::new(Writer {
@@ -544,7 +544,7 @@ impl Writer {
         // 1. Rows first (PENDING, stream_id = the entry ID proposed for the event), so a consumer
         //    never sees an entry without its row. Idempotent, so an ambiguous failure is retried.
         let (proposed, turn) = if self.reserve_ids {
-            let (ids, turn) = self.entry_ids.reserve(all.len(), now_ms());
+            let (ids, turn) = self.entry_ids.reserve(all.len(), host_now_us());
             (ids, Some(turn))
         } else {
             (vec!["0-0".to_string(); all.len()], None)
@@ -632,8 +632,8 @@ impl Writer {
         let appended = retry(deadline, false, || self.stream.append(&token, &appends)).await;
         drop(turn);
         let entry_ids = match appended {
-            Ok((redis_ms, ids)) => {
-                self.entry_ids.sync(redis_ms, now_ms());
+            Ok((redis_us, ids)) => {
+                self.entry_ids.sync(redis_us, host_now_us());
                 ids
             }
             Err(e) => {

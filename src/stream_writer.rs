@@ -21,14 +21,15 @@ use crate::errors::PublishError;
 /// at the proposed ID is this event. A group token already recorded (a retry after a lost reply)
 /// returns the whole recorded result. Each entry takes its proposed ID when Redis accepts it
 /// (greater than the stream's last ID) and its time is within the bounds around the Redis clock,
-/// `*` otherwise. Returns the Redis time (ms) and the entry IDs in order.
+/// `*` otherwise. Returns the Redis time (Unix µs) and the entry IDs in order.
 const APPEND_LUA: &str = r#"
 local stream = KEYS[1]
 local prefix = ARGV[4]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local done = redis.call('GET', KEYS[2])
-if done then return {tostring(now), cjson.decode(done)} end
+if done then return {now_us, cjson.decode(done)} end
 local latest = now + tonumber(ARGV[6])
 local earliest = now - tonumber(ARGV[7])
 local out = {}
@@ -71,7 +72,7 @@ else
   redis.call('XTRIM', stream, 'MAXLEN', '~', ARGV[2])
 end
 redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[5])
-return {tostring(now), out}
+return {now_us, out}
 "#;
 
 /// How far from its row's `created_at` an entry ID's time may be: entries appended with `*` are
@@ -190,7 +191,7 @@ impl StreamWriter {
         })
     }
 
-    /// Appends `events` in one atomic script call; returns the Redis time (Unix ms) and their
+    /// Appends `events` in one atomic script call; returns the Redis time (Unix µs) and their
     /// entry IDs in order (each the proposed ID unless it was refused). Calling it again with the
     /// same `token` (after a lost reply) returns the first call's IDs and appends nothing.
     pub async fn append(
@@ -242,13 +243,13 @@ impl StreamWriter {
         Ok((now.parse().unwrap_or(0), ids))
     }
 
-    /// The Redis clock, Unix ms.
-    pub async fn time_ms(&self) -> Result<u64, PublishError> {
+    /// The Redis clock, Unix µs.
+    pub async fn time_us(&self) -> Result<u64, PublishError> {
         let mut conn = self.conn.clone();
         let (s, us): (u64, u64) = self
             .bounded("TIME", redis::cmd("TIME").query_async(&mut conn))
             .await?;
-        Ok(s * 1000 + us / 1000)
+        Ok(s * 1_000_000 + us)
     }
 
     /// Whether Redis answers a PING now.
