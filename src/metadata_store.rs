@@ -291,13 +291,14 @@ impl MetadataStore {
              ORDER BY created_at, event_id LIMIT $5",
             self.table_sql
         );
-        let (after_ms, after_id) = after.unwrap_or((i64::MIN / 4, ""));
+        // No cursor: just before the epoch, so every row comes after it.
+        let (after_ms, after_id) = after.unwrap_or((-1, ""));
         self.bounded("find pending rows", async {
             sqlx::query_as::<_, (String, String, i64)>(&sql)
                 .persistent(self.persistent)
                 .bind(older_than_ms.min(i64::MAX as u64 / 4) as i64)
                 .bind(within_ms.min(i64::MAX as u64 / 4) as i64)
-                .bind(after_ms.max(-(1 << 40)))
+                .bind(after_ms)
                 .bind(after_id)
                 .bind(limit)
                 .fetch_all(&self.pool)

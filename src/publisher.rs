@@ -23,7 +23,7 @@ use crate::envelope::{EventInput, PreparedEvent};
 use crate::errors::{Code, PublishError};
 use crate::ids;
 use crate::logging::{Level, LogRecord, LogSink, Logger};
-use crate::metadata_store::{ExistingRow, MetadataStore};
+use crate::metadata_store::{ExistingRow, MetadataStore, PendingRow};
 use crate::stream_writer::{Append, StreamWriter, SLACK_MS};
 
 /// Most events coalesced into one group of single publishes (a batch is never split).
@@ -116,7 +116,7 @@ impl Drop for Admission {
     }
 }
 
-/// Writes groups; shared by the committer and its group tasks.
+/// Writes groups; shared by the leaders that take turns writing them.
 struct Writer {
     stream: StreamWriter,
     store: MetadataStore,
@@ -151,7 +151,7 @@ struct Inner {
 
 impl Publisher {
     /// Connects to Redis and Postgres and verifies both (Redis version, script load, the
-    /// metadata table), then starts the committer.
+    /// metadata table), and reads the Redis clock for reserved entry IDs.
     pub async fn connect(cfg: Config, sink: Arc<dyn LogSink>) -> Result<Publisher, PublishError> {
         let log = Logger::new(cfg.log_level, sink);
         let (stream, store) = tokio::try_join!(
@@ -389,29 +389,31 @@ impl Publisher {
                 .map(|r| (r.stream_id.as_str(), r.event_id.as_str()))
                 .collect();
             let held = w.stream.entries_hold(&pairs).await?;
-            let unheld: Vec<(String, i64, &str)> = page
+            let unheld: Vec<&PendingRow> = page
                 .iter()
                 .zip(held)
                 .filter(|(r, held)| !held && r.created_ms - SLACK_MS > removed_ms as i64)
-                .map(|(r, _)| (r.event_id.clone(), r.created_ms, r.stream_id.as_str()))
+                .map(|(r, _)| r)
                 .collect();
             if unheld.is_empty() {
                 continue;
             }
-            let rows: Vec<(String, i64)> =
-                unheld.iter().map(|(e, ms, _)| (e.clone(), *ms)).collect();
-            let found = w.stream.find_entries(&rows).await?;
+            let wanted: Vec<(&str, i64)> = unheld
+                .iter()
+                .map(|r| (r.event_id.as_str(), r.created_ms))
+                .collect();
+            let found = w.stream.find_entries(&wanted).await?;
             let (mut ev, mut st) = (Vec::new(), Vec::new());
             let (mut never_ev, mut never_st) = (Vec::new(), Vec::new());
-            for (event_id, _, stream_id) in &unheld {
-                match found.get(event_id.as_str()) {
+            for r in unheld {
+                match found.get(r.event_id.as_str()) {
                     Some(sid) => {
-                        ev.push(event_id.as_str());
+                        ev.push(r.event_id.as_str());
                         st.push(sid.as_str());
                     }
                     None => {
-                        never_ev.push(event_id.as_str());
-                        never_st.push(*stream_id);
+                        never_ev.push(r.event_id.as_str());
+                        never_st.push(r.stream_id.as_str());
                     }
                 }
             }
@@ -547,12 +549,18 @@ impl Writer {
             let (ids, turn) = self.entry_ids.reserve(all.len(), host_now_us());
             (ids, Some(turn))
         } else {
-            (vec!["0-0".to_string(); all.len()], None)
+            (Vec::new(), None)
         };
+        // With `entryIds: 'server'` nothing is reserved: rows say '0-0' until step 3.
         let rows: Vec<(&PreparedEvent, &str)> = all
             .iter()
             .copied()
-            .zip(proposed.iter().map(String::as_str))
+            .zip(
+                proposed
+                    .iter()
+                    .map(String::as_str)
+                    .chain(std::iter::repeat("0-0")),
+            )
             .collect();
         let existing = match retry(deadline, false, || self.insert_rows(&rows)).await {
             Ok(existing) => existing,
@@ -621,7 +629,7 @@ impl Writer {
             .map(|(e, held)| Append {
                 dedup_id: e.caller_event_id.then_some(e.event_id.as_str()),
                 retried: existing.contains_key(&e.event_id),
-                // '0-0' (rows of older versions) is no ID to append at.
+                // '0-0' (`entryIds: 'server'`, rows of older versions) is no ID to append at.
                 proposed: if *held == "0-0" { "" } else { held },
                 json: &e.json,
             })
@@ -657,19 +665,17 @@ impl Writer {
         //    (idempotent) is retried through any failure until the deadline. If it still fails,
         //    the caller gets an outcome-unknown error; a retry with the same eventId completes it,
         //    and reconcile() repairs the row.
-        let mut stream_ids: HashMap<&str, String> = HashMap::with_capacity(live.len());
         let (mut patch_ev, mut patch_st) = (Vec::new(), Vec::new());
         let mut shared_ids = false;
-        for ((e, held), id) in live.iter().zip(entry_ids) {
-            if id != *held {
-                self.entry_ids.observe(&id);
+        for ((e, held), id) in live.iter().zip(&entry_ids) {
+            if id != held {
+                self.entry_ids.observe(id);
                 patch_ev.push(e.event_id.as_str());
+                patch_st.push(id.as_str());
                 shared_ids |= e.caller_event_id;
             }
-            stream_ids.insert(&e.event_id, id);
         }
         if !patch_ev.is_empty() {
-            patch_st.extend(patch_ev.iter().map(|e| stream_ids[e].as_str()));
             let patched = retry(deadline, true, || {
                 self.patch_rows(&patch_ev, &patch_st, shared_ids)
             })
@@ -688,10 +694,13 @@ impl Writer {
             }
         }
 
+        // `entry_ids` follows `live`: the events of the jobs without a result, in order.
         let mut out = Vec::with_capacity(jobs.len());
+        let mut at = 0;
         for (r, job) in results.into_iter().zip(jobs) {
             out.push(r.unwrap_or_else(|| {
-                self.log_published(job, &stream_ids);
+                self.log_published(job, entry_ids.get(at).map(String::as_str));
+                at += job.events.len();
                 Ok(job.events.iter().map(|e| e.event_id.clone()).collect())
             }));
         }
@@ -789,7 +798,8 @@ impl Writer {
         }
     }
 
-    fn log_published(&self, job: &Job, stream_ids: &HashMap<&str, String>) {
+    /// Logs a published job; `stream_id` is its first event's entry ID.
+    fn log_published(&self, job: &Job, stream_id: Option<&str>) {
         if !self.log.enabled(Level::Info) {
             return;
         }
@@ -805,7 +815,7 @@ impl Writer {
                 r.event_type = Some(e.event_type.clone());
                 r.correlation_id = Some(e.correlation_id.clone());
                 r.tenant_id = Some(e.tenant_id.clone());
-                r.stream_id = stream_ids.get(e.event_id.as_str()).cloned();
+                r.stream_id = stream_id.map(str::to_string);
                 r
             });
         }

@@ -354,10 +354,9 @@ impl StreamWriter {
     /// part of the stream is read once (in pages, to bound memory) whatever the number of rows.
     pub async fn find_entries(
         &self,
-        rows: &[(String, i64)],
+        rows: &[(&str, i64)],
     ) -> Result<HashMap<String, String>, PublishError> {
-        let mut wanted: std::collections::HashSet<&str> =
-            rows.iter().map(|(id, _)| id.as_str()).collect();
+        let mut wanted: std::collections::HashSet<&str> = rows.iter().map(|(id, _)| *id).collect();
         let after = SLACK_MS + self.op_timeout.as_millis() as i64;
         let mut windows: Vec<(i64, i64)> = rows
             .iter()

@@ -150,6 +150,25 @@ describe('publish', () => {
     expect(mine[0]).toMatchObject({ level: 'info', eventId: id, type: 'approval.item.cancelled', correlationId: 'c-1', tenantId: tenant, streamId: entry.id });
   });
 
+  test('concurrent publishes, one of them refused, each log the streamId of their own entry', async () => {
+    const { p, stream, logs } = await connect({ logLevel: 'info' });
+    const tenant = uid('ws');
+    const taken = uid('ev');
+    await p.publish('approval.item.requested', {}, { tenantId: tenant, userId: 'u', eventId: taken });
+    const calls = Array.from({ length: 60 }, (_, i) =>
+      i === 20
+        ? p.publish('approval.item.approved', {}, { tenantId: tenant, userId: 'u', eventId: taken }).catch((e) => e.code)
+        : p.publish('approval.item.requested', { i }, { tenantId: tenant, userId: 'u' }),
+    );
+    const ids = await Promise.all(calls);
+    expect(ids[20]).toBe('ERR_EVENT_ID_CONFLICT');
+    const published = ids.filter((_, i) => i !== 20);
+    for (let i = 0; i < 100 && logs.filter((l) => l.msg === 'event published').length < 60; i++) await new Promise((r) => setTimeout(r, 10));
+    const sid = Object.fromEntries((await readStream(redis, stream)).map((e) => [e.event.id, e.id]));
+    const logged = Object.fromEntries(logs.filter((l) => l.msg === 'event published').map((l) => [l.eventId, l.streamId]));
+    expect(published.map((id) => logged[id])).toEqual(published.map((id) => sid[id]));
+  });
+
   test('a throwing logger does not break publishing; logLevel off sends nothing', async () => {
     const { p, stream } = await connect({ logger: () => { throw new Error('logger broke'); } });
     await expect(p.publish('a.b', {}, { tenantId: uid(), userId: 'u' })).resolves.toMatch(CUID2);
