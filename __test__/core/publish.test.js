@@ -4,7 +4,7 @@
 
 const Redis = require('ioredis');
 const { EventPublisher, EventPublisherError, EventTypes } = require('../..');
-const { DATABASE_URL, REDIS_URL, uid, ensureDatabase, pgClient, readStream } = require('../support/stores');
+const { DATABASE_URL, REDIS_URL, uid, ensureDatabase, pgClient, readStream, publisherFactory } = require('../support/stores');
 
 const CUID2 = /^[a-z][a-z0-9]{23}$/;
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -13,20 +13,7 @@ const ENVELOPE_KEYS = ['id', 'type', 'source', 'timestamp', 'correlationId', 'te
 let redis;
 let db;
 const publishers = [];
-
-async function connect(extra = {}) {
-  const stream = extra.stream || uid('test:stream');
-  const logs = [];
-  const p = await EventPublisher.connect({
-    databaseUrl: DATABASE_URL,
-    redisUrl: REDIS_URL,
-    stream,
-    logger: (e) => logs.push(e),
-    ...extra,
-  });
-  publishers.push(p);
-  return { p, stream, logs };
-}
+const connect = publisherFactory(publishers, 'test:stream');
 
 const rowsOf = async (tenant) =>
   (await db.query('SELECT * FROM event_metadata WHERE tenant_id = $1 ORDER BY created_at, event_id', [tenant])).rows;

@@ -27,7 +27,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { Client } = require('pg');
 const { EventPublisher } = require('../..');
-const { uid, ensureDatabase, startPostgres, privateRedis, readStreamPaged } = require('../support/stores');
+const { uid, ensureDatabase, startPostgres, privateRedis, readStreamPaged, prng } = require('../support/stores');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ROUNDS = Number(process.env.FAULT_ROUNDS || 3);
@@ -42,18 +42,6 @@ const ROLE = 'chaos_pub';
 jest.setTimeout(Math.max(180_000, N * 3)); // ~40 s at the default size here
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with FAULT_SEED. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let pg; // private Postgres
 let rs; // private Redis

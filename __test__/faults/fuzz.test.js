@@ -14,24 +14,13 @@
 const util = require('node:util');
 const Redis = require('ioredis');
 const { EventPublisher, EventPublisherError } = require('../..');
-const { REDIS_URL, uid, startPostgres, pgClient } = require('../support/stores');
+const { REDIS_URL, uid, startPostgres, pgClient, prng } = require('../support/stores');
 
 const SEED = Number(process.env.FUZZ_SEED || 20261127);
 const CASES = Number(process.env.FUZZ_CASES || 300);
 const MAX = 1 << 20; // the default maxPayloadBytes
 const CASE_TIMEOUT_MS = 10_000;
 const CUID2 = /^[a-z][a-z0-9]{23}$/;
-
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- generators ------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ const {
   runNode,
   freePort,
   tcpProxy,
+  publisherFactory,
 } = require('../support/stores');
 
 const ROOT = require('node:path').resolve(__dirname, '..', '..');
@@ -28,6 +29,7 @@ const STREAM_ID = /^\d+-\d+$/;
 let redis; // shared Redis, for assertions
 let db; // shared Postgres (test database), for assertions
 const publishers = [];
+const connect = publisherFactory(publishers, 'fault:stream');
 const servers = [];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -38,20 +40,6 @@ const settle = (p) => {
     (err) => ({ ok: false, err, ms: Date.now() - t }),
   );
 };
-
-async function connect(extra = {}) {
-  const stream = extra.stream || uid('fault:stream');
-  const logs = [];
-  const p = await EventPublisher.connect({
-    databaseUrl: DATABASE_URL,
-    redisUrl: REDIS_URL,
-    stream,
-    logger: (e) => logs.push(e),
-    ...extra,
-  });
-  publishers.push(p);
-  return { p, stream, logs };
-}
 
 async function redisServer(args, opts) {
   const s = await privateRedis(args, opts);

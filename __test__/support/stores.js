@@ -443,3 +443,39 @@ async function tcpProxy(targetPort) {
 }
 
 module.exports.tcpProxy = tcpProxy;
+
+/**
+ * The connect() of a test file: a publisher on the shared stores, on a fresh stream named with
+ * `streamPrefix`, its log records collected in `logs`; it is added to `publishers` for afterAll.
+ */
+function publisherFactory(publishers, streamPrefix) {
+  const { EventPublisher } = require('../..');
+  return async function connect(extra = {}) {
+    const stream = extra.stream || uid(streamPrefix);
+    const logs = [];
+    const p = await EventPublisher.connect({
+      databaseUrl: DATABASE_URL,
+      redisUrl: REDIS_URL,
+      stream,
+      logger: (e) => logs.push(e),
+      ...extra,
+    });
+    publishers.push(p);
+    return { p, stream, logs };
+  };
+}
+
+/** mulberry32: a small seeded PRNG, so that a failing run can be replayed from its seed. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+module.exports.publisherFactory = publisherFactory;
+module.exports.prng = prng;
