@@ -9,10 +9,15 @@ pub mod config;
 pub mod entry_ids;
 pub mod envelope;
 pub mod errors;
+mod group_commit;
+mod group_write;
 pub mod ids;
 pub mod logging;
 pub mod metadata_store;
+mod publish_log;
 pub mod publisher;
+pub mod reconcile;
+mod retry;
 pub mod stream_writer;
 pub mod validate;
 

@@ -1,0 +1,298 @@
+//! How one group is written, in order: reserve entry IDs → insert the rows (PENDING, with the
+//! reserved IDs) → append the entries in one script call → set `stream_id` where an entry did not
+//! take its reserved ID; and what is undone when a step fails. Retries are decided in `retry`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::entry_ids::host_now_us;
+use crate::envelope::PreparedEvent;
+use crate::errors::{Code, PublishError};
+use crate::group_commit::{Job, Writer};
+use crate::ids;
+use crate::logging::{Level, LogRecord};
+use crate::metadata_store::ExistingRow;
+use crate::retry::retry;
+use crate::stream_writer::Append;
+
+/// Rows per INSERT/UPDATE statement of a large group; chunks run on parallel connections.
+const ROWS_PER_STATEMENT: usize = 250;
+/// Longest wait of a group for the groups reserved before it to append (so entries go out in
+/// the order of their proposed IDs). A group held up longer than this is overtaken: its entries
+/// then get Redis-assigned IDs and its rows a second statement.
+const APPEND_ORDER_WAIT: Duration = Duration::from_millis(5);
+
+impl Writer {
+    /// Writes a group: rows (with proposed entry IDs), entries, and the `stream_id` of any row
+    /// whose entry could not take its proposal. Returns one result per job.
+    pub(crate) async fn write(&self, jobs: &[Job]) -> Vec<Result<Vec<String>, PublishError>> {
+        let deadline = Instant::now() + self.timeout;
+        let all: Vec<&PreparedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+        let fail_all = |e: PublishError| jobs.iter().map(|_| Err(e.clone())).collect();
+
+        // 1. Rows first (PENDING, stream_id = the entry ID proposed for the event), so a consumer
+        //    never sees an entry without its row. Idempotent, so an ambiguous failure is retried.
+        let (proposed, turn) = if self.reserve_ids {
+            let (ids, turn) = self.entry_ids.reserve(all.len(), host_now_us());
+            (ids, Some(turn))
+        } else {
+            (Vec::new(), None)
+        };
+        // With `entryIds: 'server'` nothing is reserved: rows say '0-0' until step 3.
+        let rows: Vec<(&PreparedEvent, &str)> = all
+            .iter()
+            .copied()
+            .zip(
+                proposed
+                    .iter()
+                    .map(String::as_str)
+                    .chain(std::iter::repeat("0-0")),
+            )
+            .collect();
+        let existing = match retry(deadline, false, || self.insert_rows(&rows)).await {
+            Ok(existing) => existing,
+            Err(e) => {
+                // A failed single statement inserted nothing, but a lost reply may hide a commit and
+                // other chunks of a large group may have committed.
+                if e.outcome_unknown || all.len() > ROWS_PER_STATEMENT {
+                    self.undo_rows(&rows).await;
+                }
+                return fail_all(e);
+            }
+        };
+
+        // A retried caller id that belongs to another event fails that caller only.
+        let mut results: Vec<Option<Result<Vec<String>, PublishError>>> = vec![None; jobs.len()];
+        if !existing.is_empty() {
+            for (i, job) in jobs.iter().enumerate() {
+                for e in &job.events {
+                    let Some(row) = existing.get(&e.event_id) else {
+                        continue;
+                    };
+                    if row.event_type != e.event_type || row.tenant_id != e.tenant_id {
+                        results[i] = Some(Err(PublishError::new(
+                            Code::EventIdConflict,
+                            format!(
+                                "eventId '{}' already belongs to a {} event of another tenant or type",
+                                e.event_id, row.event_type
+                            ),
+                        )));
+                    }
+                }
+            }
+        }
+        // Each live event with the stream id its row holds: the proposal, or an earlier call's.
+        let mut live: Vec<(&PreparedEvent, &str)> = Vec::with_capacity(all.len());
+        let mut conflicted: Vec<(&PreparedEvent, &str)> = Vec::new();
+        let mut at = 0;
+        for (job, result) in jobs.iter().zip(&results) {
+            for e in &job.events {
+                let row = &rows[at];
+                at += 1;
+                let held = existing.get(&e.event_id).map(|r| r.stream_id.as_str());
+                if result.is_some() {
+                    if held.is_none() {
+                        conflicted.push(*row);
+                    }
+                } else {
+                    live.push((e, held.unwrap_or(row.1)));
+                }
+            }
+        }
+        if !conflicted.is_empty() {
+            self.undo_rows(&conflicted).await;
+        }
+        if live.is_empty() {
+            // Every job already has its (conflict) result.
+            return merge(results, Ok(Vec::new()));
+        }
+
+        // 2. Entries, in one atomic script call, each at its row's stream id when Redis accepts
+        //    it. A lost reply is retried with the same token, which returns the first call's ids
+        //    instead of appending twice. Retried caller ids are deduplicated.
+        let token = ids::new_id();
+        let appends: Vec<Append> = live
+            .iter()
+            .map(|(e, held)| Append {
+                dedup_id: e.caller_event_id.then_some(e.event_id.as_str()),
+                retried: existing.contains_key(&e.event_id),
+                // '0-0' (`entryIds: 'server'`, rows of older versions) is no ID to append at.
+                proposed: if *held == "0-0" { "" } else { held },
+                json: &e.json,
+            })
+            .collect();
+        if let Some(turn) = &turn {
+            turn.wait(APPEND_ORDER_WAIT).await;
+        }
+        let appended = retry(deadline, false, || self.stream.append(&token, &appends)).await;
+        drop(turn);
+        let entry_ids = match appended {
+            Ok((redis_us, ids)) => {
+                self.entry_ids.sync(redis_us, host_now_us());
+                ids
+            }
+            Err(e) => {
+                // Definite: nothing was appended, so this call's rows go. Unknown even after
+                // retries: the rows stay PENDING for a retry with the same eventId or reconcile().
+                if !e.outcome_unknown {
+                    let fresh: Vec<(&PreparedEvent, &str)> = live
+                        .iter()
+                        .copied()
+                        .filter(|(ev, _)| !existing.contains_key(&ev.event_id))
+                        .collect();
+                    self.undo_rows(&fresh).await;
+                }
+                return merge(results, Err(e));
+            }
+        };
+
+        // 3. Rows whose entry did not take the row's id (another producer got ahead, the clock
+        //    ran ahead of Redis's, or a retry's entry is older) get the real one. The entries are
+        //    out and consumers may have read them, so they are never taken back: the patch
+        //    (idempotent) is retried through any failure until the deadline. If it still fails,
+        //    the caller gets an outcome-unknown error; a retry with the same eventId completes it,
+        //    and reconcile() repairs the row.
+        let (mut patch_ev, mut patch_st) = (Vec::new(), Vec::new());
+        let mut shared_ids = false;
+        for ((e, held), id) in live.iter().zip(&entry_ids) {
+            if id != held {
+                self.entry_ids.observe(id);
+                patch_ev.push(e.event_id.as_str());
+                patch_st.push(id.as_str());
+                shared_ids |= e.caller_event_id;
+            }
+        }
+        if !patch_ev.is_empty() {
+            let patched = retry(deadline, true, || {
+                self.patch_rows(&patch_ev, &patch_st, shared_ids)
+            })
+            .await;
+            if let Err(e) = patched {
+                let mut e = PublishError::new(
+                    e.code,
+                    format!(
+                        "the event is in the stream but its row's stream_id could not be set ({}); \
+                         retry with the same eventId, or reconcile() repairs it",
+                        e.message
+                    ),
+                );
+                e.outcome_unknown = true;
+                return merge(results, Err(e));
+            }
+        }
+
+        // `entry_ids` follows `live`: the events of the jobs without a result, in order.
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut at = 0;
+        for (r, job) in results.into_iter().zip(jobs) {
+            out.push(r.unwrap_or_else(|| {
+                self.log_published(job, entry_ids.get(at).map(String::as_str));
+                at += job.events.len();
+                Ok(job.events.iter().map(|e| e.event_id.clone()).collect())
+            }));
+        }
+        out
+    }
+
+    /// Inserts the rows, large groups as parallel statements of `ROWS_PER_STATEMENT` rows on
+    /// separate connections (a failed chunk fails the step; `write` then undoes every chunk).
+    async fn insert_rows(
+        &self,
+        rows: &[(&PreparedEvent, &str)],
+    ) -> Result<HashMap<String, ExistingRow>, PublishError> {
+        if rows.len() <= ROWS_PER_STATEMENT {
+            return self.store.insert_pending(rows).await;
+        }
+        // Chunks cover disjoint ranges of event ids, so parallel statements of two groups that
+        // share ids take their row locks in one global order and cannot deadlock.
+        let mut sorted = rows.to_vec();
+        sorted.sort_unstable_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
+        let parts = futures_util::future::join_all(
+            sorted
+                .chunks(ROWS_PER_STATEMENT)
+                .map(|c| self.store.insert_pending(c)),
+        )
+        .await;
+        let mut existing = HashMap::new();
+        let mut failure: Option<PublishError> = None;
+        for part in parts {
+            match part {
+                Ok(m) => existing.extend(m),
+                // Prefer reporting a definite failure: it decides whether `write` undoes.
+                Err(e) => {
+                    if failure.as_ref().is_none_or(|f| f.outcome_unknown) {
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(existing),
+        }
+    }
+
+    /// Sets the rows' stream ids, large groups as parallel statements.
+    async fn patch_rows(
+        &self,
+        event_ids: &[&str],
+        stream_ids: &[&str],
+        shared_ids: bool,
+    ) -> Result<(), PublishError> {
+        if event_ids.len() <= ROWS_PER_STATEMENT {
+            return self
+                .store
+                .set_stream_ids(event_ids, stream_ids, shared_ids)
+                .await;
+        }
+        // Sorted by event id, for the same reason as the insert.
+        let mut pairs: Vec<(&str, &str)> = event_ids
+            .iter()
+            .copied()
+            .zip(stream_ids.iter().copied())
+            .collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (event_ids, stream_ids): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
+        futures_util::future::try_join_all(
+            event_ids
+                .chunks(ROWS_PER_STATEMENT)
+                .zip(stream_ids.chunks(ROWS_PER_STATEMENT))
+                .map(|(e, s)| self.store.set_stream_ids(e, s, shared_ids)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes rows of an undone publish (best effort: a failure is logged; `reconcile()` finds
+    /// what is left).
+    async fn undo_rows(&self, rows: &[(&PreparedEvent, &str)]) {
+        if rows.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = rows.iter().map(|(e, _)| e.event_id.as_str()).collect();
+        let stream_ids: Vec<&str> = rows.iter().map(|(_, s)| *s).collect();
+        if let Err(e) = self.store.delete(&ids, &stream_ids).await {
+            self.log.log(Level::Error, || {
+                let mut r = LogRecord::new(
+                    Level::Error,
+                    "could not delete the rows of a failed publish; reconcile() will mark them FAILED",
+                );
+                r.code = Some(e.code.as_str());
+                r.error = Some(e.message.clone());
+                r.event_ids = Some(ids.iter().map(|s| s.to_string()).collect());
+                r
+            });
+        }
+    }
+}
+
+/// Fills every job that has no result yet with `outcome`.
+fn merge(
+    results: Vec<Option<Result<Vec<String>, PublishError>>>,
+    outcome: Result<Vec<String>, PublishError>,
+) -> Vec<Result<Vec<String>, PublishError>> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| outcome.clone()))
+        .collect()
+}
