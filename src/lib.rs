@@ -17,6 +17,8 @@ pub mod metadata_store;
 mod publish_log;
 pub mod publisher;
 pub mod reconcile;
+pub mod redis_connection;
+pub mod redis_keys;
 mod retry;
 pub mod stream_writer;
 pub mod validate;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
+use crate::redis_connection::{DirectLink, RedisLink};
+
 use crate::config::{RedisConfig, Retention};
 use crate::errors::PublishError;
 
@@ -106,14 +108,14 @@ pub struct Append<'a> {
 /// The Redis side of the publisher.
 #[derive(Clone)]
 pub struct StreamWriter {
-    conn: ConnectionManager,
+    conn: RedisLink,
     stream: String,
     dedup_prefix: String,
     trim_kind: &'static str,
     trim_arg: String,
     dedup_ttl_ms: String,
     token_ttl_ms: String,
-    append: Script,
+    append_sha: String,
     op_timeout: Duration,
 }
 
@@ -143,12 +145,22 @@ impl StreamWriter {
             _ => Client::open(cfg.url.as_str()),
         }
         .map_err(|e| PublishError::config(format!("redisUrl {} is invalid: {e}", cfg.display)))?;
-        let manager_cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connecting = ConnectionManager::new_with_config(client, manager_cfg);
+        let connecting = async {
+            if cfg.tls {
+                let manager_cfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                ConnectionManager::new_with_config(client, manager_cfg)
+                    .await
+                    .map(RedisLink::Managed)
+            } else {
+                DirectLink::connect(client, timeout)
+                    .await
+                    .map(RedisLink::Direct)
+            }
+        };
         let mut conn = tokio::time::timeout(timeout, connecting)
             .await
             .map_err(|_| {
@@ -178,15 +190,15 @@ impl StreamWriter {
             .map_err(|e| PublishError::redis("SCRIPT LOAD", &e))?;
         Ok(StreamWriter {
             conn,
-            // A hash tag keeps dedup keys in the stream's cluster slot.
-            dedup_prefix: format!("{{{stream}}}:dedup:"),
+            // Every key the script touches hashes to the stream's cluster slot.
+            dedup_prefix: crate::redis_keys::key_prefix(stream),
             stream: stream.to_string(),
             trim_kind,
             trim_arg,
             dedup_ttl_ms: dedup_window_ms.to_string(),
             // A group token only needs to outlive the retries of its own publish.
             token_ttl_ms: (2 * timeout.as_millis().max(5000)).to_string(),
-            append,
+            append_sha: append.get_hash().to_string(),
             op_timeout: timeout,
         })
     }
@@ -199,37 +211,22 @@ impl StreamWriter {
         token: &str,
         events: &[Append<'_>],
     ) -> Result<(u64, Vec<String>), PublishError> {
-        let mut inv = self.append.key(&self.stream);
-        inv.key(format!("{}g:{token}", self.dedup_prefix))
-            .arg(self.trim_kind)
-            .arg(&self.trim_arg)
-            .arg(&self.dedup_ttl_ms)
-            .arg(&self.dedup_prefix)
-            .arg(&self.token_ttl_ms)
-            .arg(MAX_AHEAD_MS)
-            .arg(MAX_BEHIND_MS);
-        let mut keys = 2;
-        for e in events {
-            match e.dedup_id {
-                Some(id) => {
-                    keys += 1;
-                    inv.key(format!("{}{id}", self.dedup_prefix));
-                    inv.arg(if e.retried {
-                        format!("?{keys}")
-                    } else {
-                        keys.to_string()
-                    });
-                }
-                None => {
-                    inv.arg("");
-                }
-            }
-            inv.arg(e.proposed).arg(e.json);
-        }
+        // EVALSHA, and on NOSCRIPT (a node that never saw the script: a restarted or promoted
+        // one) EVAL with the whole script on that same node, routed by the same keys: never a
+        // SCRIPT LOAD on every master, where one unreachable master would block a healthy shard.
         let mut conn = self.conn.clone();
-        let (now, ids): (String, Vec<String>) = self
-            .bounded("XADD script", inv.invoke_async(&mut conn))
+        let evalsha = self.script_call("EVALSHA", &self.append_sha, token, events);
+        let first = self
+            .bounded_raw("XADD script", evalsha.query_async(&mut conn))
             .await?;
+        let (now, ids): (String, Vec<String>) = match first {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let eval = self.script_call("EVAL", APPEND_LUA, token, events);
+                self.bounded("XADD script", eval.query_async(&mut conn))
+                    .await?
+            }
+            other => other.map_err(|e| PublishError::redis("XADD script", &e))?,
+        };
         if ids.len() != events.len() {
             return Err(PublishError::new(
                 crate::errors::Code::Redis,
@@ -241,6 +238,51 @@ impl StreamWriter {
             ));
         }
         Ok((now.parse().unwrap_or(0), ids))
+    }
+
+    /// The append script's call (`EVALSHA <sha>` or `EVAL <script>`) for one group: KEYS and ARGV
+    /// as documented on [`APPEND_LUA`].
+    fn script_call(
+        &self,
+        verb: &str,
+        body: &str,
+        token: &str,
+        events: &[Append<'_>],
+    ) -> redis::Cmd {
+        let dedup_keys = events.iter().filter(|e| e.dedup_id.is_some()).count();
+        let mut c = redis::cmd(verb);
+        c.arg(body)
+            .arg(2 + dedup_keys)
+            .arg(&self.stream)
+            .arg(format!("{}g:{token}", self.dedup_prefix));
+        for id in events.iter().filter_map(|e| e.dedup_id) {
+            c.arg(format!("{}{id}", self.dedup_prefix));
+        }
+        c.arg(self.trim_kind)
+            .arg(&self.trim_arg)
+            .arg(&self.dedup_ttl_ms)
+            .arg(&self.dedup_prefix)
+            .arg(&self.token_ttl_ms)
+            .arg(MAX_AHEAD_MS)
+            .arg(MAX_BEHIND_MS);
+        let mut key = 2;
+        for e in events {
+            match e.dedup_id {
+                Some(_) => {
+                    key += 1;
+                    c.arg(if e.retried {
+                        format!("?{key}")
+                    } else {
+                        key.to_string()
+                    });
+                }
+                None => {
+                    c.arg("");
+                }
+            }
+            c.arg(e.proposed).arg(e.json);
+        }
+        c
     }
 
     /// The Redis clock, Unix µs.
@@ -404,6 +446,19 @@ impl StreamWriter {
             }
         }
         Ok(found)
+    }
+
+    /// Like `bounded`, keeping the driver's error for the caller to look at.
+    async fn bounded_raw<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<redis::RedisResult<T>, PublishError> {
+        tokio::time::timeout(self.op_timeout, fut)
+            .await
+            .map_err(|_| {
+                PublishError::timeout(&format!("Redis {what}"), self.op_timeout.as_millis() as u64)
+            })
     }
 
     async fn bounded<T>(

@@ -1,0 +1,146 @@
+'use strict';
+// Private Redis topologies for the tests in __test__/redis: a Redis Cluster of its own
+// redis-server processes on free loopback ports, SIGTERM with a wait, and key-slot helpers.
+// Every server is a privateRedis() (stopped by PID; see stores.js).
+
+const { execFile } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const Redis = require('ioredis');
+const { privateRedis, freePort } = require('./stores');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function redisCli(args, timeoutMs = 30_000) {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stdout, stderr }));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** SIGTERM (Redis's own orderly shutdown) and wait until the process has exited. */
+async function terminate(srv) {
+  const child = srv.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** A short-lived ioredis client to one node (no retries, no cluster redirection). */
+async function nodeClient(port) {
+  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+async function onNode(port, fn) {
+  const c = await nodeClient(port);
+  try {
+    return await fn(c);
+  } finally {
+    c.disconnect();
+  }
+}
+
+/**
+ * A Redis Cluster of `masters` masters and `replicas` replicas per master, each node a private
+ * redis-server (started in parallel) with `cluster-node-timeout` `nodeTimeoutMs`. Resolves once
+ * every node reports cluster_state:ok. `stop()` kills every node and removes the config files.
+ */
+async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000 } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-cluster-'));
+  const count = masters * (1 + replicas);
+  const ports = [];
+  for (let i = 0; i < count; i++) ports.push(await freePort());
+  const nodes = await Promise.all(
+    ports.map((port) =>
+      privateRedis(
+        [
+          '--cluster-enabled', 'yes',
+          '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout', String(nodeTimeoutMs),
+          '--dir', dir,
+        ],
+        { port },
+      ),
+    ),
+  );
+  const cluster = {
+    dir,
+    nodes,
+    ports,
+    urls: ports.map((p) => `redis://127.0.0.1:${p}`),
+    async stop() {
+      for (const n of nodes) await n.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+    /** The port of the master that owns `slot` now (asked of any live node). */
+    async masterOf(slot) {
+      for (const n of nodes) {
+        if (!n.child || n.child.exitCode !== null || n.child.signalCode !== null) continue;
+        try {
+          const shards = await onNode(n.port, (c) => c.call('CLUSTER', 'SLOTS'));
+          for (const [from, to, master] of shards) if (slot >= from && slot <= to) return master[1];
+        } catch {
+          // try the next node
+        }
+      }
+      throw new Error(`no live node knows slot ${slot}`);
+    },
+    /** The ports of the replicas of the master on `port`. */
+    async replicasOf(port) {
+      const id = await onNode(port, (c) => c.call('CLUSTER', 'MYID'));
+      const lines = (await onNode(port, (c) => c.call('CLUSTER', 'NODES'))).split('\n');
+      return lines
+        .map((l) => l.split(' '))
+        .filter((f) => f[3] === id && f[2].includes('slave'))
+        .map((f) => Number(f[1].split(':')[1].split('@')[0]));
+    },
+    node(port) {
+      return nodes[ports.indexOf(port)];
+    },
+    async waitOk(ms = 20_000) {
+      const until = Date.now() + ms;
+      for (;;) {
+        let ok = true;
+        for (const n of nodes) {
+          if (!n.child || n.child.exitCode !== null || n.child.signalCode !== null) continue;
+          try {
+            const info = await onNode(n.port, (c) => c.call('CLUSTER', 'INFO'));
+            if (!/cluster_state:ok/.test(info)) ok = false;
+          } catch {
+            ok = false;
+          }
+        }
+        if (ok) return;
+        if (Date.now() > until) throw new Error('cluster not ok in time');
+        await sleep(100);
+      }
+    },
+  };
+  try {
+    await redisCli([
+      '--cluster', 'create',
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas', String(replicas),
+      '--cluster-yes',
+    ]);
+    await cluster.waitOk();
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
+}
+
+/** `CLUSTER KEYSLOT` of each key, asked of a cluster-enabled node on `port`. */
+async function keySlots(port, keys) {
+  return onNode(port, (c) => Promise.all(keys.map((k) => c.call('CLUSTER', 'KEYSLOT', k))));
+}
+
+module.exports = { startCluster, terminate, nodeClient, onNode, keySlots, redisCli, sleep };
