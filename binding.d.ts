@@ -95,6 +95,17 @@ export interface NativeOptions {
   circuitThreshold?: number
   circuitCooldownMs?: number
   entryIds?: string
+  redisClusterNodes?: Array<string>
+  redisSentinel?: NativeSentinel
+  replicaAcks?: number
   /** `process.env`'s values of the variables the publisher reads. */
   env?: Record<string, string>
+}
+
+/** `redisSentinel` as the JS wrapper passes it. */
+export interface NativeSentinel {
+  sentinels: Array<string>
+  name: string
+  password?: string
+  sentinelPassword?: string
 }

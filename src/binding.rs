@@ -40,6 +40,9 @@ pub struct NativeOptions {
     pub circuit_threshold: Option<f64>,
     pub circuit_cooldown_ms: Option<f64>,
     pub entry_ids: Option<String>,
+    pub redis_cluster_nodes: Option<Vec<String>>,
+    pub redis_sentinel: Option<NativeSentinel>,
+    pub replica_acks: Option<f64>,
     /// `process.env`'s values of the variables the publisher reads.
     pub env: Option<std::collections::HashMap<String, String>>,
 }
@@ -63,9 +66,28 @@ impl From<NativeOptions> for Options {
             circuit_threshold: o.circuit_threshold,
             circuit_cooldown_ms: o.circuit_cooldown_ms,
             entry_ids: o.entry_ids,
+            redis_cluster_nodes: o.redis_cluster_nodes,
+            redis_sentinel: o
+                .redis_sentinel
+                .map(|s| crate::redis_topology::SentinelOptions {
+                    sentinels: s.sentinels,
+                    name: s.name,
+                    password: s.password,
+                    sentinel_password: s.sentinel_password,
+                }),
+            replica_acks: o.replica_acks,
             env: o.env,
         }
     }
+}
+
+/// `redisSentinel` as the JS wrapper passes it.
+#[napi(object)]
+pub struct NativeSentinel {
+    pub sentinels: Vec<String>,
+    pub name: String,
+    pub password: Option<String>,
+    pub sentinel_password: Option<String>,
 }
 
 /// One event of a batch, with `data` already serialized by `JSON.stringify`.

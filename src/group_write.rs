@@ -181,6 +181,12 @@ impl Writer {
             }
         }
 
+        // 4. With `replicaAcks`, resolve only once enough replicas hold the entries (a failover
+        //    cannot lose them then). Fewer in time: outcome unknown, the rows stay as they are.
+        if let Err(e) = self.stream.wait_replicas(deadline).await {
+            return merge(results, Err(e));
+        }
+
         // `entry_ids` follows `live`: the events of the jobs without a result, in order.
         let mut out = Vec::with_capacity(jobs.len());
         let mut at = 0;

@@ -19,6 +19,7 @@ pub mod publisher;
 pub mod reconcile;
 pub mod redis_connection;
 pub mod redis_keys;
+pub mod redis_topology;
 mod retry;
 pub mod stream_writer;
 pub mod validate;

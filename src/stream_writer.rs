@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::Script;
 
-use crate::redis_connection::{DirectLink, RedisLink};
+use crate::redis_connection::RedisLink;
 
 use crate::config::{RedisConfig, Retention};
 use crate::errors::PublishError;
@@ -117,6 +116,7 @@ pub struct StreamWriter {
     token_ttl_ms: String,
     append_sha: String,
     op_timeout: Duration,
+    replica_acks: u32,
 }
 
 impl StreamWriter {
@@ -129,51 +129,20 @@ impl StreamWriter {
         dedup_window_ms: u64,
         timeout: Duration,
     ) -> Result<Self, PublishError> {
-        let client = match &cfg.ca_file {
-            Some(path) if cfg.tls => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    PublishError::config(format!("cannot read the Redis CA file {path}: {e}"))
-                })?;
-                Client::build_with_tls(
-                    cfg.url.as_str(),
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-            }
-            _ => Client::open(cfg.url.as_str()),
-        }
-        .map_err(|e| PublishError::config(format!("redisUrl {} is invalid: {e}", cfg.display)))?;
-        let connecting = async {
-            if cfg.tls {
-                let manager_cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_with_config(client, manager_cfg)
-                    .await
-                    .map(RedisLink::Managed)
-            } else {
-                DirectLink::connect(client, timeout)
-                    .await
-                    .map(RedisLink::Direct)
-            }
-        };
-        let mut conn = tokio::time::timeout(timeout, connecting)
-            .await
-            .map_err(|_| {
-                PublishError::timeout(
-                    &format!("connecting to Redis at {}", cfg.display),
-                    timeout.as_millis() as u64,
-                )
-            })?
-            .map_err(|e| PublishError::redis(&format!("connect to {}", cfg.display), &e))?;
+        let slot = crate::redis_keys::slot(stream);
+        let (mut conn, kind) =
+            tokio::time::timeout(timeout, RedisLink::connect(cfg, slot, timeout))
+                .await
+                .map_err(|_| {
+                    PublishError::timeout(
+                        &format!("connecting to Redis at {}", cfg.display),
+                        timeout.as_millis() as u64,
+                    )
+                })??;
+        tracing::debug!(topology = ?kind, "connected to Redis");
 
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
+        let info: String = conn
+            .query_at_stream(redis::cmd("INFO").arg("server"))
             .await
             .map_err(|e| PublishError::redis("INFO server", &e))?;
         check_version(&info)?;
@@ -183,9 +152,8 @@ impl StreamWriter {
             Retention::MaxLen(n) => ("MAXLEN", n.to_string()),
         };
         let append = Script::new(APPEND_LUA);
-        append
-            .prepare_invoke()
-            .load_async(&mut conn)
+        // Loaded where the stream is; another node (after a failover) gets it by EVAL.
+        conn.query_at_stream::<String>(redis::cmd("SCRIPT").arg("LOAD").arg(APPEND_LUA))
             .await
             .map_err(|e| PublishError::redis("SCRIPT LOAD", &e))?;
         Ok(StreamWriter {
@@ -200,6 +168,7 @@ impl StreamWriter {
             token_ttl_ms: (2 * timeout.as_millis().max(5000)).to_string(),
             append_sha: append.get_hash().to_string(),
             op_timeout: timeout,
+            replica_acks: cfg.replica_acks,
         })
     }
 
@@ -285,12 +254,57 @@ impl StreamWriter {
         c
     }
 
+    /// With `replicaAcks` n ≥ 1: waits (`WAIT n <ms left>`, on the connection and node of the
+    /// appends) until n replicas hold every write made so far, or rejects with
+    /// `ERR_NOT_REPLICATED` (outcome unknown: the entries are on the primary) when fewer
+    /// acknowledge before `deadline`.
+    pub async fn wait_replicas(&self, deadline: std::time::Instant) -> Result<(), PublishError> {
+        if self.replica_acks == 0 {
+            return Ok(());
+        }
+        // The caller's own timeoutMs started before this group did: end the WAIT a little
+        // earlier, so the caller gets this answer rather than ERR_TIMEOUT. WAIT 0 would block for
+        // ever.
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_millis() as u64;
+        let ms = left.saturating_sub((left / 5).max(20)).max(1);
+        let mut conn = self.conn.clone();
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.replica_acks).arg(ms);
+        let acked: u64 = match tokio::time::timeout(
+            Duration::from_millis(ms + 1000),
+            conn.query_at_stream(&wait),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(|e| {
+                let mut e = PublishError::redis("WAIT", &e);
+                // The entries were appended; whether they reached a replica is not known.
+                e.outcome_unknown = true;
+                e
+            })?,
+            Err(_) => 0,
+        };
+        if acked >= u64::from(self.replica_acks) {
+            return Ok(());
+        }
+        let mut e = PublishError::new(
+            crate::errors::Code::NotReplicated,
+            format!(
+                "the entries are on the primary, but {acked} of the {} replicas asked for (replicaAcks) acknowledged them within {ms} ms; retry with the same eventId",
+                self.replica_acks
+            ),
+        );
+        e.outcome_unknown = true;
+        Err(e)
+    }
+
     /// The Redis clock, Unix µs.
     pub async fn time_us(&self) -> Result<u64, PublishError> {
         let mut conn = self.conn.clone();
-        let (s, us): (u64, u64) = self
-            .bounded("TIME", redis::cmd("TIME").query_async(&mut conn))
-            .await?;
+        let time = redis::cmd("TIME");
+        let (s, us): (u64, u64) = self.bounded("TIME", conn.query_at_stream(&time)).await?;
         Ok(s * 1_000_000 + us)
     }
 
@@ -298,7 +312,7 @@ impl StreamWriter {
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
+        let ping = conn.query_at_stream::<String>(&cmd);
         matches!(tokio::time::timeout(self.op_timeout, ping).await, Ok(Ok(_)))
     }
 
