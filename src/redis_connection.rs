@@ -314,7 +314,9 @@ impl DirectLink {
         let (mut conn, driver) = MultiplexedConnection::new_with_config(
             info,
             stream,
-            redis::AsyncConnectionConfig::new(),
+            // No response timeout of the driver's (500 ms by default): every command is bounded
+            // by the caller's budget, and WAIT may rightly take longer.
+            redis::AsyncConnectionConfig::new().set_response_timeout(None),
         )
         .await?;
         let gone = probe.clone();

@@ -144,3 +144,85 @@ async function keySlots(port, keys) {
 }
 
 module.exports = { startCluster, terminate, nodeClient, onNode, keySlots, redisCli, sleep };
+
+const { spawn } = require('node:child_process');
+
+/** INFO replication of the node on `port`, as an object. */
+async function replicationInfo(port) {
+  const text = await onNode(port, (c) => c.info('replication'));
+  return Object.fromEntries(text.split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2)));
+}
+
+/** A primary and `replicas` replicas (private servers), resolved once every replica's link is up. */
+async function startReplicated({ replicas = 1, args = [] } = {}) {
+  const primary = await privateRedis(args);
+  const reps = await Promise.all(
+    Array.from({ length: replicas }, () => privateRedis([...args, '--replicaof', '127.0.0.1', String(primary.port)])),
+  );
+  const until = Date.now() + 15_000;
+  for (const r of reps) {
+    while ((await replicationInfo(r.port).catch(() => ({}))).master_link_status !== 'up') {
+      if (Date.now() > until) throw new Error('replica link not up in time');
+      await sleep(50);
+    }
+  }
+  return {
+    primary,
+    replicas: reps,
+    async stop() {
+      for (const s of [primary, ...reps]) await s.stop();
+    },
+  };
+}
+
+/** A redis-server in Sentinel mode watching `name` at 127.0.0.1:`masterPort` (own config file). */
+async function startSentinel(masterPort, name, { quorum = 2, downAfterMs = 1000, failoverTimeoutMs = 5000 } = {}) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-sentinel-'));
+  const conf = path.join(dir, 'sentinel.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} ${quorum}`,
+      `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+      `sentinel failover-timeout ${name} ${failoverTimeoutMs}`,
+      `sentinel parallel-syncs ${name} 1`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
+  process.once('exit', () => {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  const until = Date.now() + 15_000;
+  for (;;) {
+    try {
+      if ((await onNode(port, (c) => c.ping())) === 'PONG') break;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > until) throw new Error('sentinel did not start');
+    await sleep(50);
+  }
+  return {
+    port,
+    child,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports.replicationInfo = replicationInfo;
+module.exports.startReplicated = startReplicated;
+module.exports.startSentinel = startSentinel;
