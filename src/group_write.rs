@@ -183,7 +183,10 @@ impl Writer {
 
         // 4. With `replicaAcks`, resolve only once enough replicas hold the entries (a failover
         //    cannot lose them then). Fewer in time: outcome unknown, the rows stay as they are.
-        if let Err(e) = self.stream.wait_replicas(deadline).await {
+        //    The wait ends before the first caller's timeoutMs does (a WAIT holds up the
+        //    connection's later commands, so groups queued behind it start late).
+        let callers = jobs.iter().map(|j| j.since).min().unwrap_or(deadline) + self.timeout;
+        if let Err(e) = self.stream.wait_replicas(callers.min(deadline)).await {
             return merge(results, Err(e));
         }
 
