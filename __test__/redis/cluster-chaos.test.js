@@ -1,0 +1,147 @@
+'use strict';
+// Issue 10: a Redis Cluster of 3 masters + 3 replicas (own processes, cluster-node-timeout 1000)
+// under load: 64 publishes in flight with caller eventIds and replicaAcks 1, every rejection
+// retried with the same eventId. During the load, (a) CLUSTER FAILOVER on the replica of the
+// stream's shard, (b) SIGKILL of that shard's master (its replica is promoted after the node
+// timeout; the killed node restarts and rejoins as a replica), (c) the stream's slot migrated to
+// another master. After each: every publish resolved, one entry per event (no duplicate, none
+// lost), no orphan row, every row's stream_id = its entry's ID.
+
+const { EventPublisher } = require('../..');
+const { DATABASE_URL, ensureDatabase, pgClient, uid } = require('../support/stores');
+const { startCluster, onNode, sleep } = require('../support/redis-topologies');
+
+let cluster;
+let db;
+const publishers = [];
+
+beforeAll(async () => {
+  await ensureDatabase();
+  db = await pgClient();
+  cluster = await startCluster({ masters: 3, replicas: 1, nodeTimeoutMs: 1000 });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(publishers.map((p) => p.close().catch(() => {})));
+  if (cluster) await cluster.stop();
+  if (db) await db.end();
+});
+
+const keyslot = (key) => onNode(cluster.ports[0], (c) => c.call('CLUSTER', 'KEYSLOT', key));
+
+/** Runs `total` publishes, 64 in flight, retrying each rejection with the same eventId; `fault` runs 300 ms in. */
+async function underLoad(stream, total, fault) {
+  const tenant = uid('ws');
+  const p = await EventPublisher.connect({
+    databaseUrl: DATABASE_URL,
+    redisUrl: cluster.urls[0],
+    stream,
+    replicaAcks: 1,
+    timeoutMs: 2000,
+    logLevel: 'off',
+    circuitThreshold: 0,
+  });
+  publishers.push(p);
+  const ids = Array.from({ length: total }, () => uid('ev'));
+  const rejections = {};
+  const resolved = [];
+  let faultAt = null;
+  let lastRejection = null;
+  let next = 0;
+  const one = async (id) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        resolved.push(await p.publish('chaos.cluster', { id }, { tenantId: tenant, userId: 'u', eventId: id }));
+        return;
+      } catch (e) {
+        rejections[e.code] = (rejections[e.code] || 0) + 1;
+        lastRejection = Date.now();
+        if (attempt > 400) throw e;
+        await sleep(25);
+      }
+    }
+  };
+  const worker = async () => {
+    while (next < total) {
+      await one(ids[next++]);
+      await sleep(3);
+    }
+  };
+  const load = Promise.all(Array.from({ length: 64 }, worker));
+  await sleep(300);
+  faultAt = Date.now();
+  const before = resolved.length;
+  await fault();
+  const duringFault = resolved.length - before;
+  await load;
+  await p.close();
+
+  const slot = await keyslot(stream);
+  const port = await cluster.masterOf(slot);
+  const entries = (await onNode(port, (c) => c.xrange(stream, '-', '+'))).map(([id, f]) => ({ id, eventId: JSON.parse(f[1]).id }));
+  const seen = entries.map((e) => e.eventId);
+  expect(resolved).toHaveLength(total);
+  expect(new Set(seen).size).toBe(seen.length);
+  expect([...seen].sort()).toEqual([...ids].sort());
+  const { rows } = await db.query('SELECT event_id, stream_id FROM event_metadata WHERE tenant_id = $1', [tenant]);
+  expect(rows).toHaveLength(total);
+  const sid = Object.fromEntries(entries.map((e) => [e.eventId, e.id]));
+  expect(rows.filter((r) => sid[r.event_id] !== r.stream_id)).toEqual([]);
+  return { rejections, afterFault: total - before, duringFault, resumedMs: lastRejection && lastRejection > faultAt ? lastRejection - faultAt : 0 };
+}
+
+function report(name, total, r) {
+  console.log(`${name}: ${total} publishes, rejections by code ${JSON.stringify(r.rejections)}, last rejection ${r.resumedMs} ms after the fault; lost 0, duplicates 0, orphans 0`);
+}
+
+test('(a) CLUSTER FAILOVER on the replica of the stream shard under load', async () => {
+  const stream = `chaos:{${uid('a')}}`;
+  const master = await cluster.masterOf(await keyslot(stream));
+  const [replica] = await cluster.replicasOf(master);
+  const r = await underLoad(stream, 600, () => onNode(replica, (c) => c.call('CLUSTER', 'FAILOVER')));
+  expect(await cluster.masterOf(await keyslot(stream))).toBe(replica);
+  report('CLUSTER FAILOVER', 600, r);
+});
+
+test('(b) SIGKILL of the stream shard master under load: its replica is promoted, the killed node restarts as a replica', async () => {
+  const stream = `chaos:{${uid('b')}}`;
+  const master = await cluster.masterOf(await keyslot(stream));
+  const [replica] = await cluster.replicasOf(master);
+  const r = await underLoad(stream, 600, async () => {
+    await cluster.node(master).stop(); // SIGKILL, waited for
+    // Back after the promotion (cluster-node-timeout 1000 ms), as a replica of the new master.
+    setTimeout(() => cluster.node(master).start().catch(() => {}), 2500);
+  });
+  expect(await cluster.masterOf(await keyslot(stream))).toBe(replica);
+  await cluster.waitOk();
+  report('SIGKILL master', 600, r);
+});
+
+test('(c) the stream slot migrated to another master under load (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE)', async () => {
+  const stream = `chaos:{${uid('c')}}`;
+  const slot = await keyslot(stream);
+  let source;
+  let target;
+  const r = await underLoad(stream, 600, async () => {
+    source = await cluster.masterOf(slot);
+    const masters = [];
+    for (const port of cluster.ports) {
+      const role = await onNode(port, (c) => c.call('ROLE')).catch(() => null);
+      if (role && role[0] === 'master') masters.push(port);
+    }
+    target = masters.find((p) => p !== source);
+    const id = (port) => onNode(port, (c) => c.call('CLUSTER', 'MYID'));
+    const [sourceId, targetId] = [await id(source), await id(target)];
+    await onNode(target, (c) => c.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId));
+    await onNode(source, (c) => c.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId));
+    for (;;) {
+      const keys = await onNode(source, (c) => c.call('CLUSTER', 'GETKEYSINSLOT', slot, 100));
+      if (!keys.length) break;
+      await onNode(source, (c) => c.call('MIGRATE', '127.0.0.1', target, '', 0, 5000, 'REPLACE', 'KEYS', ...keys));
+    }
+    for (const port of masters) await onNode(port, (c) => c.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId));
+  });
+  expect(await cluster.masterOf(slot)).toBe(target);
+  expect(r.afterFault).toBeGreaterThan(0); // the load was still running when the slot moved
+  report('slot migration', 600, r);
+});
