@@ -131,6 +131,16 @@ async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000 } 
       '--cluster-yes',
     ]);
     await cluster.waitOk();
+    // Replicas in sync (their first full resync done), so WAIT can be acknowledged at once.
+    const until = Date.now() + 20_000;
+    for (const port of ports) {
+      for (;;) {
+        const info = await onNode(port, (c) => c.info('replication')).catch(() => '');
+        if (/role:master/.test(info) || /master_link_status:up/.test(info)) break;
+        if (Date.now() > until) throw new Error(`replica on ${port} not in sync in time`);
+        await sleep(50);
+      }
+    }
   } catch (e) {
     await cluster.stop();
     throw e;
