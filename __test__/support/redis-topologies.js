@@ -165,9 +165,15 @@ async function replicationInfo(port) {
 
 /** A primary and `replicas` replicas (private servers), resolved once every replica's link is up. */
 async function startReplicated({ replicas = 1, args = [] } = {}) {
-  const primary = await privateRedis(args);
+  // A replica writes the primary's RDB to its dir during a full sync: keep it out of the cwd.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-replicated-'));
+  const own = (name) => {
+    fs.mkdirSync(path.join(dir, name));
+    return ['--dir', path.join(dir, name)];
+  };
+  const primary = await privateRedis([...args, ...own('primary')]);
   const reps = await Promise.all(
-    Array.from({ length: replicas }, () => privateRedis([...args, '--replicaof', '127.0.0.1', String(primary.port)])),
+    Array.from({ length: replicas }, (_, i) => privateRedis([...args, ...own(`replica-${i}`), '--replicaof', '127.0.0.1', String(primary.port)])),
   );
   const until = Date.now() + 15_000;
   for (const r of reps) {
@@ -181,6 +187,7 @@ async function startReplicated({ replicas = 1, args = [] } = {}) {
     replicas: reps,
     async stop() {
       for (const s of [primary, ...reps]) await s.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
