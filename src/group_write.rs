@@ -124,12 +124,21 @@ impl Writer {
         if let Some(turn) = &turn {
             turn.wait(APPEND_ORDER_WAIT).await;
         }
-        let appended = retry(deadline, false, || self.stream.append(&token, &appends)).await;
+        // With replicaAcks, the WAIT in the append's request ends before the first caller's
+        // timeoutMs does (a WAIT holds up the connection's later commands, so groups queued
+        // behind one start late).
+        let callers =
+            (jobs.iter().map(|j| j.since).min().unwrap_or(deadline) + self.timeout).min(deadline);
+        let appended = retry(deadline, false, || {
+            self.stream.append(&token, &appends, callers)
+        })
+        .await;
         drop(turn);
-        let entry_ids = match appended {
-            Ok((redis_us, ids)) => {
-                self.entry_ids.sync(redis_us, host_now_us());
-                ids
+        let (entry_ids, replicated) = match appended {
+            Ok(a) => {
+                self.entry_ids.sync(a.redis_us, host_now_us());
+                let replicated = self.stream.check_replicas(&a);
+                (a.ids, replicated)
             }
             Err(e) => {
                 // Definite: nothing was appended, so this call's rows go. Unknown even after
@@ -183,10 +192,7 @@ impl Writer {
 
         // 4. With `replicaAcks`, resolve only once enough replicas hold the entries (a failover
         //    cannot lose them then). Fewer in time: outcome unknown, the rows stay as they are.
-        //    The wait ends before the first caller's timeoutMs does (a WAIT holds up the
-        //    connection's later commands, so groups queued behind it start late).
-        let callers = jobs.iter().map(|j| j.since).min().unwrap_or(deadline) + self.timeout;
-        if let Err(e) = self.stream.wait_replicas(callers.min(deadline)).await {
+        if let Err(e) = replicated {
             return merge(results, Err(e));
         }
 

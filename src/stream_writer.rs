@@ -104,6 +104,16 @@ pub struct Append<'a> {
     pub json: &'a str,
 }
 
+/// What one append call did.
+pub struct Appended {
+    /// The Redis time of the append, Unix µs.
+    pub redis_us: u64,
+    /// The events' entry IDs, in order.
+    pub ids: Vec<String>,
+    /// With `replicaAcks`: how many replicas acknowledged, and how long WAIT could take (ms).
+    pub replicas: Option<(u64, u64)>,
+}
+
 /// The Redis side of the publisher.
 #[derive(Clone)]
 pub struct StreamWriter {
@@ -179,34 +189,74 @@ impl StreamWriter {
         &self,
         token: &str,
         events: &[Append<'_>],
-    ) -> Result<(u64, Vec<String>), PublishError> {
+        wait_until: std::time::Instant,
+    ) -> Result<Appended, PublishError> {
         // EVALSHA, and on NOSCRIPT (a node that never saw the script: a restarted or promoted
         // one) EVAL with the whole script on that same node, routed by the same keys: never a
         // SCRIPT LOAD on every master, where one unreachable master would block a healthy shard.
+        // With replicaAcks, WAIT goes in the same request: it counts the replicas holding this
+        // connection's writes, so it must run on the connection (and node) of the append; sent
+        // alone it could go out on a new connection after a reconnect and count nothing.
         let mut conn = self.conn.clone();
-        let evalsha = self.script_call("EVALSHA", &self.append_sha, token, events);
+        let wait_ms = self.wait_ms(wait_until);
+        let request = |verb: &str, body: &str| {
+            let mut pipe = redis::pipe();
+            pipe.add_command(self.script_call(verb, body, token, events));
+            if let Some(ms) = wait_ms {
+                pipe.cmd("WAIT").arg(self.replica_acks).arg(ms);
+            }
+            pipe
+        };
         let first = self
-            .bounded_raw("XADD script", evalsha.query_async(&mut conn))
+            .bounded_raw(
+                "XADD script",
+                request("EVALSHA", &self.append_sha).query_async::<Vec<redis::Value>>(&mut conn),
+            )
             .await?;
-        let (now, ids): (String, Vec<String>) = match first {
+        let replies = match first {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                let eval = self.script_call("EVAL", APPEND_LUA, token, events);
-                self.bounded("XADD script", eval.query_async(&mut conn))
-                    .await?
+                self.bounded(
+                    "XADD script",
+                    request("EVAL", APPEND_LUA).query_async::<Vec<redis::Value>>(&mut conn),
+                )
+                .await?
             }
             other => other.map_err(|e| PublishError::redis("XADD script", &e))?,
         };
+        let mut replies = replies.into_iter();
+        let bad = |what: String| PublishError::new(crate::errors::Code::Redis, what);
+        let (now, ids): (String, Vec<String>) = replies
+            .next()
+            .ok_or_else(|| bad("no reply to the append script".into()))
+            .and_then(|v| {
+                redis::FromRedisValue::from_redis_value(v)
+                    .map_err(|e| bad(format!("append script reply: {e}")))
+            })?;
         if ids.len() != events.len() {
-            return Err(PublishError::new(
-                crate::errors::Code::Redis,
-                format!(
-                    "append script returned {} ids for {} events",
-                    ids.len(),
-                    events.len()
-                ),
-            ));
+            return Err(bad(format!(
+                "append script returned {} ids for {} events",
+                ids.len(),
+                events.len()
+            )));
         }
-        Ok((now.parse().unwrap_or(0), ids))
+        let replicas = match wait_ms {
+            Some(ms) => {
+                let acked: u64 = replies
+                    .next()
+                    .ok_or_else(|| bad("no reply to WAIT".into()))
+                    .and_then(|v| {
+                        redis::FromRedisValue::from_redis_value(v)
+                            .map_err(|e| bad(format!("WAIT reply: {e}")))
+                    })?;
+                Some((acked, ms))
+            }
+            None => None,
+        };
+        Ok(Appended {
+            redis_us: now.parse().unwrap_or(0),
+            ids,
+            replicas,
+        })
     }
 
     /// The append script's call (`EVALSHA <sha>` or `EVAL <script>`) for one group: KEYS and ARGV
@@ -254,37 +304,24 @@ impl StreamWriter {
         c
     }
 
-    /// With `replicaAcks` n ≥ 1: waits (`WAIT n <ms left>`, on the connection and node of the
-    /// appends) until n replicas hold every write made so far, or rejects with
-    /// `ERR_NOT_REPLICATED` (outcome unknown: the entries are on the primary) when fewer
-    /// acknowledge before `deadline`.
-    pub async fn wait_replicas(&self, deadline: std::time::Instant) -> Result<(), PublishError> {
+    /// How long the WAIT after an append may take, `None` without `replicaAcks`. The callers'
+    /// own timeoutMs started before this group did: the WAIT ends a little before `until`, so
+    /// they get its answer rather than ERR_TIMEOUT (and never 0, which would block for ever).
+    fn wait_ms(&self, until: std::time::Instant) -> Option<u64> {
         if self.replica_acks == 0 {
-            return Ok(());
+            return None;
         }
-        // The caller's own timeoutMs started before this group did: end the WAIT a little
-        // earlier, so the caller gets this answer rather than ERR_TIMEOUT. WAIT 0 would block for
-        // ever.
-        let left = deadline
+        let left = until
             .saturating_duration_since(std::time::Instant::now())
             .as_millis() as u64;
-        let ms = left.saturating_sub((left / 5).max(20)).max(1);
-        let mut conn = self.conn.clone();
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(self.replica_acks).arg(ms);
-        let acked: u64 = match tokio::time::timeout(
-            Duration::from_millis(ms + 1000),
-            conn.query_at_stream(&wait),
-        )
-        .await
-        {
-            Ok(r) => r.map_err(|e| {
-                let mut e = PublishError::redis("WAIT", &e);
-                // The entries were appended; whether they reached a replica is not known.
-                e.outcome_unknown = true;
-                e
-            })?,
-            Err(_) => 0,
+        Some(left.saturating_sub((left / 5).max(20)).max(1))
+    }
+
+    /// `ERR_NOT_REPLICATED` (outcome unknown: the entries are on the primary) when fewer than
+    /// `replicaAcks` replicas acknowledged an append.
+    pub fn check_replicas(&self, appended: &Appended) -> Result<(), PublishError> {
+        let Some((acked, ms)) = appended.replicas else {
+            return Ok(());
         };
         if acked >= u64::from(self.replica_acks) {
             return Ok(());

@@ -118,6 +118,12 @@ test('SENTINEL FAILOVER under load (64 in flight, replicaAcks 1, retries with th
   const seen = entries.map((e) => e.eventId);
   expect(new Set(seen).size).toBe(seen.length); // no duplicate
   expect(resolved).toHaveLength(total);
+  const seenSet = new Set(seen);
+  const missing = ids.filter((id) => !seenSet.has(id));
+  if (missing.length) {
+    const other = new Set((await onNode(pair.primary.port, (c) => c.xrange(stream, '-', '+'))).map(([, f]) => JSON.parse(f[1]).id));
+    console.log('lost events (diagnostic):', missing.length, 'indices', missing.map((id) => ids.indexOf(id)).slice(0, 10), 'of', total, 'on old primary', missing.filter((id) => other.has(id)).length, 'resolvedOrder', missing.map((id) => resolved.indexOf(id)).slice(0, 10), 'roles', JSON.stringify([await replicationInfo(pair.primary.port).then((r) => r.role), await replicationInfo(pair.replicas[0].port).then((r) => r.role)]));
+  }
   expect([...seen].sort()).toEqual([...ids].sort()); // none lost, none extra
   const { rows } = await db.query('SELECT event_id, stream_id FROM event_metadata WHERE tenant_id = $1', [tenant]);
   const sid = Object.fromEntries(entries.map((e) => [e.eventId, e.id]));
