@@ -36,6 +36,10 @@ export declare class NativePublisher {
    * does not hold their entry.
    */
   reconcile(olderThanMs: number, withinMs: number): Promise<{ examined: number; repaired: number; failed: number }>
+  /** The publisher's metrics in the Prometheus text format (see README "Observability"). */
+  metrics(): Promise<string>
+  /** The publisher's metrics as an object (`PublisherStats` in index.d.ts). */
+  stats(): PublisherStats
   /** Waits for in-flight publishes, then closes connections. */
   close(): Promise<void>
 }

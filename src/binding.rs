@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use tracing::instrument::WithSubscriber;
 
 use crate::completions::Completions;
 use crate::config::{Config, Options};
@@ -113,14 +114,17 @@ pub struct LogEntry {
     pub error: Option<String>,
 }
 
-/// Weak: a logger never keeps the process alive. Non-blocking calls: a slow logger never
-/// stalls publishing.
-type LoggerFn = ThreadsafeFunction<LogEntry, (), LogEntry, Status, false, true>;
+/// Records waiting for a slow `logger` past this are dropped (and counted), never waited for.
+const LOGGER_QUEUE: usize = 4096;
+
+/// Weak: a logger never keeps the process alive. Non-blocking calls into a bounded queue: a slow
+/// logger never stalls publishing.
+type LoggerFn = ThreadsafeFunction<LogEntry, (), LogEntry, Status, false, true, LOGGER_QUEUE>;
 
 struct CallbackSink(LoggerFn);
 
 impl LogSink for CallbackSink {
-    fn write(&self, r: LogRecord) {
+    fn write(&self, r: LogRecord) -> bool {
         let entry = LogEntry {
             level: r.level.to_string(),
             time: r.time,
@@ -132,10 +136,11 @@ impl LogSink for CallbackSink {
             stream_id: r.stream_id,
             count: r.count,
             event_ids: r.event_ids,
-            code: r.code.map(str::to_string),
+            code: r.code,
             error: r.error,
         };
-        self.0.call(entry, ThreadsafeFunctionCallMode::NonBlocking);
+        // `Closing` (the environment is going away) is no drop worth counting.
+        self.0.call(entry, ThreadsafeFunctionCallMode::NonBlocking) != Status::QueueFull
     }
 }
 
@@ -323,6 +328,7 @@ impl NativePublisher {
         let r = self
             .inner
             .reconcile(older_than_ms.max(0.0) as u64, within_ms.max(0.0) as u64)
+            .with_subscriber(self.inner.dispatch().clone())
             .await
             .map_err(to_napi)?;
         Ok(
@@ -330,10 +336,26 @@ impl NativePublisher {
         )
     }
 
+    /// The publisher's metrics in the Prometheus text format (see README "Observability").
+    #[napi(catch_unwind)]
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(self.inner.stats().prometheus())
+    }
+
+    /// The publisher's metrics as an object (`PublisherStats` in index.d.ts).
+    #[napi(ts_return_type = "PublisherStats")]
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self.inner.stats())
+            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))
+    }
+
     /// Waits for in-flight publishes, then closes connections.
     #[napi(catch_unwind)]
     pub async fn close(&self) -> Result<()> {
-        self.inner.close().await;
+        self.inner
+            .close()
+            .with_subscriber(self.inner.dispatch().clone())
+            .await;
         Ok(())
     }
 }

@@ -9,7 +9,6 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::postgres::PgSslMode;
 
 use crate::errors::{redact, PublishError};
-use crate::logging::Level;
 
 /// The default stream key (the platform's main stream).
 pub const DEFAULT_STREAM: &str = "hyvve:events:main";
@@ -40,7 +39,8 @@ pub struct Options {
     pub max_payload_bytes: Option<f64>,
     /// Every publish settles within this.
     pub timeout_ms: Option<f64>,
-    /// `off`, `error`, `warn`, `info`, `debug`, `trace`.
+    /// A level (`off`, `error`, `warn`, `info`, `debug`, `trace`) or directives like
+    /// `info,sqlx=debug` (see [`crate::logging::parse_filter`]).
     pub log_level: Option<String>,
     /// How long a caller-supplied `eventId` is remembered in Redis for deduplication.
     pub dedup_window_ms: Option<f64>,
@@ -124,8 +124,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     /// Time budget for one publish.
     pub timeout: Duration,
-    /// Log filter.
-    pub log_level: Level,
+    /// Log filter (per target).
+    pub log_filter: tracing_subscriber::filter::Targets,
     /// Deduplication window for caller-supplied ids.
     pub dedup_window_ms: u64,
     /// Queue bound.
@@ -198,14 +198,12 @@ impl Config {
             o.metadata_table.as_deref().unwrap_or(DEFAULT_TABLE),
             schema.as_deref(),
         )?;
-        let log_level = match o.log_level.or_else(|| env("EVENT_PUBLISHER_LOG")) {
-            None => Level::Info,
-            Some(l) => Level::parse(&l).ok_or_else(|| {
-                PublishError::config(format!(
-                    "logLevel must be one of off, error, warn, info, debug, trace; got '{l}'"
-                ))
-            })?,
-        };
+        let log_filter = crate::logging::parse_filter(
+            &o.log_level
+                .or_else(|| env("EVENT_PUBLISHER_LOG"))
+                .unwrap_or_else(|| "info".to_string()),
+        )
+        .map_err(PublishError::config)?;
         Ok(Config {
             redis,
             database,
@@ -216,7 +214,7 @@ impl Config {
             max_payload_bytes: positive_int("maxPayloadBytes", o.max_payload_bytes, 1 << 20)?
                 as usize,
             timeout: Duration::from_millis(positive_int("timeoutMs", o.timeout_ms, 5000)?),
-            log_level,
+            log_filter,
             dedup_window_ms: positive_int("dedupWindowMs", o.dedup_window_ms, 600_000)?,
             max_in_flight: positive_int("maxInFlight", o.max_in_flight, 10_000)? as usize,
             circuit_threshold: non_negative_int("circuitThreshold", o.circuit_threshold, 5)? as u32,
@@ -514,7 +512,12 @@ mod tests {
         assert_eq!(c.redis.url, "redis://:p%40ss%20word@cache.internal:6380/0");
         assert!(!c.redis.display.contains("p%40ss"));
         assert_eq!(c.database.connect.get_host(), "db");
-        assert_eq!(c.log_level, Level::Warn);
+        assert!(c
+            .log_filter
+            .would_enable("hyvve_event_publisher::x", &tracing::Level::WARN));
+        assert!(!c
+            .log_filter
+            .would_enable("hyvve_event_publisher::x", &tracing::Level::INFO));
         let mut with_url = env;
         with_url.insert("REDIS_URL".into(), "redis://other:1".into());
         let c = Config::resolve(Options {
