@@ -301,6 +301,16 @@ class EventPublisher {
     return this.#native.reconcile(olderThanMs, withinMs).catch(rethrow);
   }
 
+  /** The publisher's metrics in the Prometheus text format. */
+  metrics() {
+    return this.#native.metrics().catch(rethrow);
+  }
+
+  /** The publisher's metrics now, as an object. */
+  stats() {
+    return this.#native.stats();
+  }
+
   /** Waits for in-flight publishes, then closes connections. */
   close() {
     this.#closed = true;

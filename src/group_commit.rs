@@ -174,7 +174,11 @@ impl Writer {
     }
 
     /// Runs one stage of a group write, timing it.
-    pub(crate) async fn stage<T>(&self, stage: Stage, f: impl std::future::Future<Output = T>) -> T {
+    pub(crate) async fn stage<T>(
+        &self,
+        stage: Stage,
+        f: impl std::future::Future<Output = T>,
+    ) -> T {
         let started = Instant::now();
         let out = f.await;
         self.metrics.stage(stage, started.elapsed());

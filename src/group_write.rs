@@ -76,12 +76,9 @@ impl Writer {
                     .chain(std::iter::repeat("0-0")),
             )
             .collect();
-        let inserted = retry(
-            (&self.metrics, Stage::InsertRows),
-            deadline,
-            false,
-            || self.insert_rows(&rows),
-        )
+        let inserted = retry((&self.metrics, Stage::InsertRows), deadline, false, || {
+            self.insert_rows(&rows)
+        })
         .instrument(tracing::trace_span!("insert_rows", rows = rows.len()));
         let existing = match self.stage(Stage::InsertRows, inserted).await {
             Ok(existing) => existing,
@@ -213,7 +210,10 @@ impl Writer {
                 true,
                 || self.patch_rows(&patch_ev, &patch_st, shared_ids),
             )
-            .instrument(tracing::trace_span!("update_stream_id", rows = patch_ev.len()));
+            .instrument(tracing::trace_span!(
+                "update_stream_id",
+                rows = patch_ev.len()
+            ));
             let patched = self.stage(Stage::UpdateStreamId, patch).await;
             if let Err(e) = patched {
                 let mut e = PublishError::new(

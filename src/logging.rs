@@ -398,7 +398,11 @@ pub(crate) mod tests {
         let (b, sb) = collect("debug");
         with_default(&a, || tracing::debug!("a: not wanted"));
         with_default(&b, || {
-            let span = tracing::debug_span!("group_write", events = 3u64, outcome = tracing::field::Empty);
+            let span = tracing::debug_span!(
+                "group_write",
+                events = 3u64,
+                outcome = tracing::field::Empty
+            );
             let _g = span.enter();
             span.record("outcome", "ok");
             tracing::debug!("b: wanted");
@@ -407,7 +411,8 @@ pub(crate) mod tests {
         let got = sb.0.lock().unwrap();
         assert_eq!(got[0].msg, "b: wanted");
         assert!(
-            got[1].msg.starts_with("group_write took ") && got[1].msg.ends_with(" events=3 outcome=ok"),
+            got[1].msg.starts_with("group_write took ")
+                && got[1].msg.ends_with(" events=3 outcome=ok"),
             "{}",
             got[1].msg
         );
@@ -434,7 +439,11 @@ pub(crate) mod tests {
             }
         }
         let dropped = Arc::new(AtomicU64::new(0));
-        let d = dispatch(parse_filter("info").unwrap(), Arc::new(Full), dropped.clone());
+        let d = dispatch(
+            parse_filter("info").unwrap(),
+            Arc::new(Full),
+            dropped.clone(),
+        );
         with_default(&d, || {
             tracing::info!("one");
             tracing::info!("two");

@@ -378,7 +378,12 @@ impl Snapshot {
         );
         for s in &self.stages {
             let labels = format!("{dest},stage=\"{}\"", s.stage);
-            histogram(o, "event_publisher_stage_duration_seconds", &labels, &s.duration);
+            histogram(
+                o,
+                "event_publisher_stage_duration_seconds",
+                &labels,
+                &s.duration,
+            );
         }
         header(
             o,
@@ -473,7 +478,9 @@ mod tests {
         assert_eq!(s.publish_duration.count, 3);
         let text = s.prometheus();
         let dest = r#"messaging_system="redis",messaging_destination_name="s\"1""#;
-        assert!(text.contains(&format!("messaging_client_sent_messages_total{{{dest}}} 3\n")));
+        assert!(text.contains(&format!(
+            "messaging_client_sent_messages_total{{{dest}}} 3\n"
+        )));
         assert!(text.contains(&format!(
             "messaging_client_sent_messages_total{{{dest},error_type=\"ERR_REDIS\"}} 2\n"
         )));
