@@ -126,3 +126,22 @@ test('after publishes, a batch, bad inputs and a Redis outage the metrics hold e
   expect(ok).toBe(true);
   expect(p.stats().sentMessages).toBe(6);
 });
+
+test('the prom-client adapter serves the metrics from a registry the user passes, not the global one', async () => {
+  const client = require('prom-client');
+  const { registerPublisherMetrics } = require('../../lib/prom-client');
+  await expect(registerPublisherMetrics(p)).rejects.toThrow(/Registry/);
+  const registry = new client.Registry();
+  const unregister = await registerPublisherMetrics(p, registry);
+  const text = await registry.metrics();
+  // prom-client separates families by a blank line.
+  const { samples } = parsePrometheus(text.replace(/\n\n/g, '\n'));
+  expect(value(samples, 'messaging_client_sent_messages_total', { error_type: 'ERR_INVALID_EVENT' })).toBe(1);
+  expect(samples.find((s) => s.name === 'messaging_client_sent_messages_total' && !s.labels.error_type).value).toBe(p.stats().sentMessages);
+  expect(value(samples, 'messaging_client_operation_duration_seconds_count', { messaging_operation_name: 'publishBatch' })).toBe(1);
+  expect(await client.register.metrics()).not.toContain('messaging_client');
+  const json = await registry.getMetricsAsJSON();
+  expect(json.find((m) => m.name === 'event_publisher_in_flight_events')).toMatchObject({ type: 'gauge' });
+  unregister();
+  expect((await registry.metrics()).trim()).toBe('');
+});
