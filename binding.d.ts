@@ -19,7 +19,7 @@ export declare class NativePublisher {
    * Starts publishing one event; its outcome arrives through `drain()` under `ticket`.
    * `data` is `JSON.stringify(data)`.
    */
-  submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null): void
+  submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null, traceContext?: string | undefined | null): void
   /**
    * Starts publishing events atomically; the outcome arrives through `drain()` under `ticket`,
    * the ids joined by `,` (ids are URL-safe, so never contain one).
@@ -79,6 +79,8 @@ export interface NativeEvent {
   correlationId?: string
   source?: string
   eventId?: string
+  /** `traceparent` [`\n` `tracestate`] (`traceContext: true` with an active span). */
+  traceContext?: string
 }
 
 /** Options as the JS wrapper passes them (see `PublisherOptions` in index.d.ts). */

@@ -96,6 +96,13 @@ export interface PublisherOptions {
    * row, then a second statement sets `stream_id`, like the platform's own publisher. See README.
    */
   entryIds?: 'reserved' | 'server';
+  /**
+   * With `@opentelemetry/api` installed and a span active, also write the W3C `traceparent` (and
+   * `tracestate`, if any) of the publish's `send <stream>` span as a second field pair after
+   * `event` in each stream entry, so a consumer can continue the trace. Default `false`: the
+   * entry has exactly one field pair (COMPAT.md §1). `fields[1]` is the event either way.
+   */
+  traceContext?: boolean;
 }
 
 /** What {@link EventPublisher.health} reports. */

@@ -80,6 +80,8 @@ pub struct NativeEvent {
     pub correlation_id: Option<String>,
     pub source: Option<String>,
     pub event_id: Option<String>,
+    /// `traceparent` [`\n` `tracestate`] (`traceContext: true` with an active span).
+    pub trace_context: Option<String>,
 }
 
 impl From<NativeEvent> for EventInput {
@@ -92,6 +94,7 @@ impl From<NativeEvent> for EventInput {
             correlation_id: e.correlation_id,
             source: e.source,
             event_id: e.event_id,
+            trace_context: e.trace_context,
         }
     }
 }
@@ -222,6 +225,7 @@ impl NativePublisher {
         correlation_id: Option<String>,
         source: Option<String>,
         event_id: Option<String>,
+        trace_context: Option<String>,
     ) -> Result<()> {
         let admission = self.inner.admit(1).map_err(to_napi)?;
         let input = EventInput::from(NativeEvent {
@@ -232,6 +236,7 @@ impl NativePublisher {
             correlation_id,
             source,
             event_id,
+            trace_context,
         });
         let p = self.inner.clone();
         self.spawn_completion(

@@ -150,6 +150,7 @@ impl Writer {
                 // '0-0' (`entryIds: 'server'`, rows of older versions) is no ID to append at.
                 proposed: if *held == "0-0" { "" } else { held },
                 json: &e.json,
+                trace_context: &e.trace_context,
             })
             .collect();
         if let Some(turn) = &turn {

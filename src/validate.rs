@@ -88,6 +88,32 @@ pub fn event_id(value: &str) -> Result<(), PublishError> {
     Ok(())
 }
 
+/// W3C trace context for the stream entry: `traceparent`, optionally `\n` and `tracestate`
+/// (built by `index.js` from the active span; checked so no stray field reaches the entry).
+pub fn trace_context(value: &str) -> Result<(), PublishError> {
+    let (parent, state) = value.split_once('\n').unwrap_or((value, ""));
+    let b = parent.as_bytes();
+    let hex =
+        |r: std::ops::Range<usize>| b[r].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let parent_ok = b.len() == 55
+        && b[2] == b'-'
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(0..2)
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55);
+    let state_ok = state.len() <= 512 && state.bytes().all(|c| (0x20..0x7f).contains(&c));
+    if parent_ok && state_ok {
+        Ok(())
+    } else {
+        Err(PublishError::invalid(
+            "traceContext",
+            "must be a W3C traceparent, optionally followed by a newline and a tracestate",
+        ))
+    }
+}
+
 /// The serialized payload: a JSON object (what `JSON.stringify` of a plain object gives),
 /// within the size limit.
 pub fn data_json(json: &str, max_bytes: usize) -> Result<(), PublishError> {
