@@ -145,3 +145,25 @@ test('the prom-client adapter serves the metrics from a registry the user passes
   unregister();
   expect((await registry.metrics()).trim()).toBe('');
 });
+
+test('OpenTelemetry observable instruments on the user MeterProvider read the same snapshot', async () => {
+  const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');
+  const { observePublisherMetrics } = require('../../lib/otel-metrics');
+  class Reader extends MetricReader {
+    async onForceFlush() {}
+    async onShutdown() {}
+  }
+  const reader = new Reader();
+  const provider = new MeterProvider({ readers: [reader] });
+  const stop = observePublisherMetrics(p, provider);
+  const { resourceMetrics } = await reader.collect();
+  const metrics = Object.fromEntries(resourceMetrics.scopeMetrics[0].metrics.map((m) => [m.descriptor.name, m.dataPoints]));
+  const s = p.stats();
+  const sent = metrics['messaging.client.sent.messages'];
+  expect(sent.find((d) => !d.attributes['error.type'])).toMatchObject({ value: s.sentMessages, attributes: { 'messaging.system': 'redis', 'messaging.destination.name': stream } });
+  expect(sent.find((d) => d.attributes['error.type'] === 'ERR_PAYLOAD_TOO_LARGE').value).toBe(1);
+  expect(metrics['messaging.client.operation.count'].find((d) => d.attributes['messaging.operation.name'] === 'publishBatch').value).toBe(1);
+  expect(metrics['event_publisher.in_flight_events'][0].value).toBe(0);
+  stop();
+  await provider.shutdown();
+});
