@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** The native publisher; `index.js` wraps it as `EventPublisher`. */
 export declare class NativePublisher {
   /** Connects and verifies both stores. */
-  static connect(options?: NativeOptions | undefined | null, logger?: LoggerFn | undefined | null): Promise<NativePublisher>
+  static connect(options?: Record<string, unknown> | undefined | null, logger?: ((entry: LogEntry) => void) | undefined | null): Promise<NativePublisher>
   /** Registers the function called when finished publishes are ready to `drain()`. */
   listen(onReady: WakeFn): void
   /**
@@ -28,7 +28,7 @@ export declare class NativePublisher {
   /** Takes every finished publish. */
   drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */
-  static migrate(options?: NativeOptions | undefined | null): Promise<boolean>
+  static migrate(options?: Record<string, unknown> | undefined | null): Promise<boolean>
   /** `{ redis, database, circuit }`. */
   health(): Promise<{ redis: boolean; database: boolean; circuit: string }>
   /**
@@ -81,26 +81,4 @@ export interface NativeEvent {
   eventId?: string
   /** `traceparent` [`\n` `tracestate`] (`traceContext: true` with an active span). */
   traceContext?: string
-}
-
-/** Options as the JS wrapper passes them (see `PublisherOptions` in index.d.ts). */
-export interface NativeOptions {
-  redisUrl?: string
-  redisCaFile?: string
-  databaseUrl?: string
-  stream?: string
-  retentionMaxAgeMs?: number
-  retentionMaxLen?: number
-  source?: string
-  metadataTable?: string
-  maxPayloadBytes?: number
-  timeoutMs?: number
-  logLevel?: string
-  dedupWindowMs?: number
-  maxInFlight?: number
-  circuitThreshold?: number
-  circuitCooldownMs?: number
-  entryIds?: string
-  /** `process.env`'s values of the variables the publisher reads. */
-  env?: Record<string, string>
 }

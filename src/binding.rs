@@ -21,51 +21,14 @@ fn to_napi(e: PublishError) -> Error {
     Error::new(Status::GenericFailure, format!("{}{}", prefix, e))
 }
 
-/// Options as the JS wrapper passes them (see `PublisherOptions` in index.d.ts).
-#[napi(object)]
-#[derive(Default)]
-pub struct NativeOptions {
-    pub redis_url: Option<String>,
-    pub redis_ca_file: Option<String>,
-    pub database_url: Option<String>,
-    pub stream: Option<String>,
-    pub retention_max_age_ms: Option<f64>,
-    pub retention_max_len: Option<f64>,
-    pub source: Option<String>,
-    pub metadata_table: Option<String>,
-    pub max_payload_bytes: Option<f64>,
-    pub timeout_ms: Option<f64>,
-    pub log_level: Option<String>,
-    pub dedup_window_ms: Option<f64>,
-    pub max_in_flight: Option<f64>,
-    pub circuit_threshold: Option<f64>,
-    pub circuit_cooldown_ms: Option<f64>,
-    pub entry_ids: Option<String>,
-    /// `process.env`'s values of the variables the publisher reads.
-    pub env: Option<std::collections::HashMap<String, String>>,
-}
-
-impl From<NativeOptions> for Options {
-    fn from(o: NativeOptions) -> Options {
-        Options {
-            redis_url: o.redis_url,
-            redis_ca_file: o.redis_ca_file,
-            database_url: o.database_url,
-            stream: o.stream,
-            retention_max_age_ms: o.retention_max_age_ms,
-            retention_max_len: o.retention_max_len,
-            source: o.source,
-            metadata_table: o.metadata_table,
-            max_payload_bytes: o.max_payload_bytes,
-            timeout_ms: o.timeout_ms,
-            log_level: o.log_level,
-            dedup_window_ms: o.dedup_window_ms,
-            max_in_flight: o.max_in_flight,
-            circuit_threshold: o.circuit_threshold,
-            circuit_cooldown_ms: o.circuit_cooldown_ms,
-            entry_ids: o.entry_ids,
-            env: o.env,
-        }
+/// Options as the JS wrapper passes them (`PublisherOptions` in index.d.ts, flattened by
+/// `nativeOptions` in index.js): deserialized straight into [`Options`], so the fields are listed
+/// once, in `config.rs`.
+fn options(value: Option<serde_json::Value>) -> std::result::Result<Options, PublishError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(Options::default()),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| PublishError::config(format!("invalid options: {e}"))),
     }
 }
 
@@ -147,9 +110,9 @@ impl LogSink for CallbackSink {
     }
 }
 
-fn resolve(options: Option<NativeOptions>) -> Result<Config> {
+fn resolve(value: Option<serde_json::Value>) -> Result<Config> {
     install_crypto();
-    Config::resolve(options.unwrap_or_default().into()).map_err(to_napi)
+    Config::resolve(options(value).map_err(to_napi)?).map_err(to_napi)
 }
 
 /// rustls needs one process-wide crypto provider; both drivers use ring. Installing is
@@ -186,9 +149,12 @@ pub struct NativePublisher {
 #[napi]
 impl NativePublisher {
     /// Connects and verifies both stores.
-    #[napi(catch_unwind)]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: Record<string, unknown> | undefined | null, logger?: ((entry: LogEntry) => void) | undefined | null"
+    )]
     pub async fn connect(
-        options: Option<NativeOptions>,
+        options: Option<serde_json::Value>,
         logger: Option<LoggerFn>,
     ) -> Result<NativePublisher> {
         let cfg = resolve(options)?;
@@ -307,8 +273,11 @@ impl NativePublisher {
     }
 
     /// Creates the metadata table in an empty database; resolves to whether it did.
-    #[napi(catch_unwind)]
-    pub async fn migrate(options: Option<NativeOptions>) -> Result<bool> {
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: Record<string, unknown> | undefined | null"
+    )]
+    pub async fn migrate(options: Option<serde_json::Value>) -> Result<bool> {
         let cfg = resolve(options)?;
         Publisher::migrate(cfg).await.map_err(to_napi)
     }

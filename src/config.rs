@@ -18,8 +18,11 @@ pub const DEFAULT_TABLE: &str = "event_metadata";
 pub const DEFAULT_MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// What the caller may set; every field is optional and falls back to the environment or a
-/// default. Mirrors `PublisherOptions` in `index.d.ts`.
-#[derive(Debug, Clone, Default)]
+/// default. Mirrors `PublisherOptions` in `index.d.ts` (flattened: `retention.maxAgeMs` is
+/// `retentionMaxAgeMs`); the binding deserializes the JS object into it by these names, in
+/// camelCase. Unknown names are refused there (index.js names the option first).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Options {
     /// `redis://` or `rediss://` URL.
     pub redis_url: Option<String>,
@@ -532,6 +535,21 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.message.contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn options_deserialize_from_the_js_names_and_refuse_unknown_ones() {
+        let o: Options = serde_json::from_value(serde_json::json!({
+            "redisUrl": "redis://h:1",
+            "retentionMaxLen": 100,
+            "logLevel": "info,sqlx=debug",
+            "env": { "DATABASE_URL": "postgres://u@db/app" }
+        }))
+        .unwrap();
+        assert_eq!(o.redis_url.as_deref(), Some("redis://h:1"));
+        assert_eq!(o.retention_max_len, Some(100.0));
+        assert_eq!(o.log_level.as_deref(), Some("info,sqlx=debug"));
+        assert!(serde_json::from_value::<Options>(serde_json::json!({ "redisURL": "x" })).is_err());
     }
 
     #[test]
