@@ -124,3 +124,34 @@ test('a process with a logger and no close() exits by itself', async () => {
   expect(res.stdout.trim()).toBe('published');
   expect(res.code).toBe(0);
 });
+
+test('records a blocked logger cannot take are dropped and counted, never waited for', async () => {
+  const logs = [];
+  const { p } = await connect({ logLevel: 'info', maxInFlight: 20_000, timeoutMs: 20_000, logger: (e) => logs.push(e) });
+  const n = 6000;
+  const c = ctx();
+  const calls = Array.from({ length: n }, (_, i) => p.publish('a.b', { i }, c));
+  // Hold the JS thread (where the logger runs) until every publish is written: the queue of
+  // 4,096 records fills up meanwhile.
+  for (const end = Date.now() + 20_000; p.stats().inFlightEvents > 0 && Date.now() < end; );
+  expect(p.stats().inFlightEvents).toBe(0);
+  await Promise.all(calls);
+  await until(() => logs.length + p.stats().droppedLogRecords >= n);
+  const { droppedLogRecords } = p.stats();
+  expect(droppedLogRecords).toBeGreaterThan(0);
+  expect(logs.length + droppedLogRecords).toBe(n);
+  expect(logs.length).toBeLessThanOrEqual(4096);
+  const lines = (await p.metrics()).split('\n');
+  expect(lines.find((l) => l.startsWith('event_publisher_dropped_log_records_total{'))).toMatch(new RegExp(` ${droppedLogRecords}$`));
+});
+
+test('records of the stores\' code (sqlx) reach the publisher whose call ran it, not another', async () => {
+  const quiet = await connect({ logLevel: 'info' });
+  const loud = await connect({ logLevel: 'off,sqlx=debug' });
+  await Promise.all([quiet.p.publish('a.b', {}, ctx()), loud.p.publish('a.b', {}, ctx())]);
+  await until(() => loud.logs.length > 0 && quiet.logs.length > 0);
+  await sleep(50);
+  expect(loud.logs.length).toBeGreaterThan(0);
+  expect(loud.logs.every((l) => l.msg.startsWith('sqlx::'))).toBe(true);
+  expect(quiet.logs.map((l) => l.msg)).toEqual(['event published']);
+});
