@@ -179,6 +179,17 @@ mod tests {
     }
 
     #[test]
+    fn trace_contexts() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert!(trace_context(tp).is_ok());
+        assert!(trace_context(&format!("{tp}\nvendor=v1,other=x")).is_ok());
+        assert!(trace_context(&tp.to_uppercase()).is_err());
+        assert!(trace_context(&tp[..54]).is_err());
+        assert!(trace_context(&format!("{tp}\nbad\nstate")).is_err());
+        assert!(trace_context(&format!("{tp}\n{}", "a".repeat(513))).is_err());
+    }
+
+    #[test]
     fn event_ids() {
         assert!(event_id("order-42_retry.1~x").is_ok());
         assert!(event_id("").is_err());
