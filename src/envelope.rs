@@ -112,6 +112,32 @@ impl PreparedEvent {
     }
 }
 
+/// Prepares a batch as `publishBatch` does: each event as [`PreparedEvent::prepare`] (errors
+/// prefixed `events[i].`), then refuses a caller `eventId` repeated within the batch.
+pub fn prepare_batch(
+    inputs: Vec<EventInput>,
+    default_source: &str,
+    max_payload_bytes: usize,
+) -> Result<Vec<PreparedEvent>, PublishError> {
+    let mut events = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        events.push(
+            PreparedEvent::prepare(input, default_source, max_payload_bytes)
+                .map_err(|e| PublishError::new(e.code, format!("events[{i}].{}", e.message)))?,
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in events.iter().enumerate() {
+        if e.caller_event_id && !seen.insert(e.event_id.as_str()) {
+            return Err(PublishError::invalid(
+                &format!("events[{i}].context.eventId"),
+                "repeats an eventId earlier in the same batch",
+            ));
+        }
+    }
+    Ok(events)
+}
+
 /// Writes the envelope with keys in the original object literal's order; `data_json` is
 /// spliced in raw so that its bytes are exactly what `JSON.stringify(data)` produced.
 #[allow(clippy::too_many_arguments)]
