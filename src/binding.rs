@@ -341,6 +341,8 @@ impl NativePublisher {
 /// One event as the publisher would write it: the stream entry's `event` field and the row's
 /// columns (for `@hyvve/event-publisher/testing`).
 #[napi(object)]
+// Only JS calls it: a `cargo test` build (no napi registration) sees no user.
+#[cfg_attr(test, allow(dead_code))]
 pub struct PreparedEntry {
     /// The envelope JSON, byte for byte what the stream entry's `event` field would hold.
     pub envelope: String,
@@ -368,6 +370,7 @@ pub struct PreparedEntry {
 /// `publishBatch` does, otherwise as `publish` (one event). Store URLs are not needed
 /// (placeholders stand in for them when absent), the environment is not read.
 #[napi]
+#[cfg_attr(test, allow(dead_code))]
 pub fn prepare_events(
     options: Option<NativeOptions>,
     events: Vec<NativeEvent>,

@@ -269,6 +269,34 @@ mod tests {
     }
 
     #[test]
+    fn prepare_batch_prefixes_errors_and_refuses_repeated_event_ids() {
+        let with_id = |id: &str| EventInput {
+            event_id: Some(id.into()),
+            ..input()
+        };
+        let ok = prepare_batch(vec![input(), with_id("e1")], "platform", 1 << 20).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].event_id, "e1");
+        assert!(ok[1].caller_event_id && !ok[0].caller_event_id);
+        let bad = prepare_batch(vec![input(), with_id("a b")], "platform", 1 << 20).unwrap_err();
+        assert_eq!(bad.code, Code::InvalidEvent);
+        assert!(
+            bad.message.starts_with("events[1].context.eventId"),
+            "{}",
+            bad.message
+        );
+        let twice =
+            prepare_batch(vec![with_id("x"), with_id("x")], "platform", 1 << 20).unwrap_err();
+        assert_eq!(twice.code, Code::InvalidEvent);
+        assert!(
+            twice.message.contains("events[1].context.eventId"),
+            "{}",
+            twice.message
+        );
+        assert!(prepare_batch(vec![], "platform", 1).unwrap().is_empty());
+    }
+
+    #[test]
     fn timestamps_match_to_iso_string() {
         assert_eq!(iso_timestamp_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(
