@@ -82,3 +82,36 @@ export interface NativeEvent {
   /** `traceparent` [`\n` `tracestate`] (`traceContext: true` with an active span). */
   traceContext?: string
 }
+
+/**
+ * One event as the publisher would write it: the stream entry's `event` field and the row's
+ * columns (for `@hyvve/event-publisher/testing`).
+ */
+export interface PreparedEntry {
+  /** The envelope JSON, byte for byte what the stream entry's `event` field would hold. */
+  envelope: string
+  /** The event id. */
+  eventId: string
+  /** Whether the caller chose the event id (then retries are deduplicated by it). */
+  callerEventId: boolean
+  /** The row's primary key. */
+  rowId: string
+  /** The event type. */
+  type: string
+  /** The source after defaulting. */
+  source: string
+  /** The tenant. */
+  tenantId: string
+  /** The correlation id after defaulting. */
+  correlationId: string
+  /** The envelope's timestamp, also the row's `created_at`. */
+  timestamp: string
+}
+
+/**
+ * Resolves `options` and prepares `events` with the publisher's own validation and envelope
+ * code, touching no store: the in-memory test publisher's core. `batch` prepares them as
+ * `publishBatch` does, otherwise as `publish` (one event). Store URLs are not needed
+ * (placeholders stand in for them when absent), the environment is not read.
+ */
+export declare function prepareEvents(options: Record<string, unknown> | undefined | null, events: Array<NativeEvent>, batch: boolean): Array<PreparedEntry>

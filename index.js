@@ -389,3 +389,8 @@ class EventPublisher {
 }
 
 module.exports = { EventPublisher, EventPublisherError, EventTypes };
+// For `@hyvve/event-publisher/testing` (same argument checks and error conversion as the real
+// publisher); not enumerable, not part of the public API.
+Object.defineProperty(module.exports, '_internals', {
+  value: Object.freeze({ nativeEvent, nativeOptions, fromNative, invalid, guarded, describe }),
+});

@@ -6,8 +6,9 @@
 //   node run.js --quick         same at 1/10 of the counts (harness check, figures are rough)
 //   node run.js --soak          1,000,000 events at 64 in flight with the package, RSS every 100k
 // Options: --reps N, --scale F, --impl package,package-server,package-log-file,prisma,pg,
-//          --scenario sequential,inflight64,...,
-//          --no-limits, --events N (soak), --out FILE (default RESULTS.md beside this file).
+//          --scenario sequential,inflight64,..., --no-limits, --events N (soak), --out FILE
+//          (default RESULTS.md beside this file; the chart goes beside it as RESULTS.svg, drawn
+//          by chart.js from the medians saved in RESULTS.json).
 // Env: BENCH_SHARED_STORES=1 uses the shared Redis/Postgres instead of private ones;
 //      BENCH_TMPDIR puts the private stores' files elsewhere than the OS temp dir.
 
@@ -20,6 +21,7 @@ const Redis = require('ioredis');
 const { startStores, postgresCpuSeconds, redisCpuSeconds, commandLine } = require('./stores');
 const { verify } = require('./check');
 const { measureLimits, EVENT, PGBENCH_SCRIPT, UNNEST_SQL } = require('./limits');
+const { writeChart } = require('./chart');
 
 const SCENARIOS = {
   sequential: { label: 'sequential publish', mode: 'publish', concurrency: 1, n: 3000 },
@@ -332,6 +334,8 @@ CHECKPOINT. Counts: ${counts}. Every run ends with the correctness check (stream
 published; every entry's row has its stream_id, type, source, tenant and correlation id); a failed run is left out of
 the medians and shown as failed.
 
+![Events/s per scenario and implementation; CPU per event of Node, Redis and Postgres](${path.basename(opts.out).replace(/\.md$/, '')}.svg)
+
 ${pkgError ? `**@hyvve/event-publisher was not measured**: \`require('..')\` failed (${pkgError}). Build it with \`npm run build\` at the repo root and run again.\n\n` : ''}${table}
 
 - Latency is per call: one \`publish\`, or one \`publishBatch\` of 100/1,000 events.
@@ -383,6 +387,14 @@ The unnest insert (1,000 rows of text arrays per statement, each its own commit)
 ${UNNEST_SQL}
 \`\`\`
 `;
+  // The chart (and its data) beside the results file, from the same medians as the table.
+  const chartRows = scenarios.flatMap((s) => impls.map((impl) => {
+    const good = results.filter((r) => r.scenario === s && r.impl === impl && r.ok);
+    const m = (k) => (good.length ? median(good.map((r) => r[k])) : null);
+    return { scenario: SCENARIOS[s].label, impl, eventsPerSec: m('eventsPerSec'), nodeCpu: m('nodeCpuUsPerEvent'), redisCpu: m('redisCpuUsPerEvent'), pgCpu: m('pgCpuUsPerEvent') };
+  }));
+  const commit = (ctx.facts.find(([k]) => k === 'repo commit') || [])[1];
+  writeChart(opts.out, { rows: chartRows, generated: new Date().toISOString(), commit });
   // Keep the soak section of an earlier --soak run.
   const old = fs.existsSync(opts.out) ? fs.readFileSync(opts.out, 'utf8') : '';
   const i = old.indexOf(SOAK_BEGIN);

@@ -296,22 +296,11 @@ impl Publisher {
         admission: Admission,
         inputs: Vec<EventInput>,
     ) -> Result<Vec<String>, PublishError> {
-        let mut events = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.into_iter().enumerate() {
-            events
-                .push(self.prepare(input).map_err(|e| {
-                    PublishError::new(e.code, format!("events[{i}].{}", e.message))
-                })?);
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, e) in events.iter().enumerate() {
-            if e.caller_event_id && !seen.insert(e.event_id.as_str()) {
-                return Err(PublishError::invalid(
-                    &format!("events[{i}].context.eventId"),
-                    "repeats an eventId earlier in the same batch",
-                ));
-            }
-        }
+        let events = crate::envelope::prepare_batch(
+            inputs,
+            &self.inner.default_source,
+            self.inner.max_payload_bytes,
+        )?;
         self.submit(admission, events, true).await
     }
 
