@@ -5,9 +5,10 @@
 //   node run.js                 full run: 4 scenarios x implementations x 3 reps, + limits
 //   node run.js --quick         same at 1/10 of the counts (harness check, figures are rough)
 //   node run.js --soak          1,000,000 events at 64 in flight with the package, RSS every 100k
-// Options: --reps N, --scale F, --impl package,prisma,pg, --scenario sequential,inflight64,...,
-//          --no-limits, --events N (soak), --out FILE (default RESULTS.md beside this file; the chart
-//          goes beside it as RESULTS.svg, drawn by chart.js from the medians saved in RESULTS.json).
+// Options: --reps N, --scale F, --impl package,package-server,package-log-file,prisma,pg,
+//          --scenario sequential,inflight64,..., --no-limits, --events N (soak), --out FILE
+//          (default RESULTS.md beside this file; the chart goes beside it as RESULTS.svg, drawn
+//          by chart.js from the medians saved in RESULTS.json).
 // Env: BENCH_SHARED_STORES=1 uses the shared Redis/Postgres instead of private ones;
 //      BENCH_TMPDIR puts the private stores' files elsewhere than the OS temp dir.
 
@@ -31,6 +32,7 @@ const SCENARIOS = {
 const IMPLS = {
   package: '@hyvve/event-publisher (default: entry IDs reserved, one statement per group)',
   'package-server': "@hyvve/event-publisher with `entryIds: 'server'` (XADD *, then a second statement sets stream_id)",
+  'package-log-file': '@hyvve/event-publisher with `logLevel: \'info\'` and a logger writing JSON lines to a file',
   prisma: 'ioredis + Prisma 7 (platform reference)',
   pg: 'ioredis + pg (lean JS reference)',
 };
@@ -266,7 +268,8 @@ function commandsRun(stores, limitRuns) {
 async function benchmark(opts, ctx) {
   const scenarios = opts.scenario || Object.keys(SCENARIOS);
   const pkgError = packageLoadError();
-  let impls = opts.impl || Object.keys(IMPLS);
+  // `package-log-file` (logging cost) runs only when named: --impl package,package-log-file.
+  let impls = opts.impl || Object.keys(IMPLS).filter((k) => k !== 'package-log-file');
   if (pkgError && impls.some((i) => i.startsWith('package'))) {
     console.log(`\n*** Skipping @hyvve/event-publisher: require('..') failed: ${pkgError}`);
     console.log('*** Build it at the repo root (npm run build) to include it.\n');

@@ -9,7 +9,6 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::postgres::PgSslMode;
 
 use crate::errors::{redact, PublishError};
-use crate::logging::Level;
 
 /// The default stream key (the platform's main stream).
 pub const DEFAULT_STREAM: &str = "hyvve:events:main";
@@ -19,8 +18,11 @@ pub const DEFAULT_TABLE: &str = "event_metadata";
 pub const DEFAULT_MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// What the caller may set; every field is optional and falls back to the environment or a
-/// default. Mirrors `PublisherOptions` in `index.d.ts`.
-#[derive(Debug, Clone, Default)]
+/// default. Mirrors `PublisherOptions` in `index.d.ts` (flattened: `retention.maxAgeMs` is
+/// `retentionMaxAgeMs`); the binding deserializes the JS object into it by these names, in
+/// camelCase. Unknown names are refused there (index.js names the option first).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Options {
     /// `redis://` or `rediss://` URL.
     pub redis_url: Option<String>,
@@ -40,7 +42,8 @@ pub struct Options {
     pub max_payload_bytes: Option<f64>,
     /// Every publish settles within this.
     pub timeout_ms: Option<f64>,
-    /// `off`, `error`, `warn`, `info`, `debug`, `trace`.
+    /// A level (`off`, `error`, `warn`, `info`, `debug`, `trace`) or directives like
+    /// `info,sqlx=debug` (see [`crate::logging::parse_filter`]).
     pub log_level: Option<String>,
     /// How long a caller-supplied `eventId` is remembered in Redis for deduplication.
     pub dedup_window_ms: Option<f64>,
@@ -124,8 +127,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     /// Time budget for one publish.
     pub timeout: Duration,
-    /// Log filter.
-    pub log_level: Level,
+    /// Log filter (per target).
+    pub log_filter: tracing_subscriber::filter::Targets,
     /// Deduplication window for caller-supplied ids.
     pub dedup_window_ms: u64,
     /// Queue bound.
@@ -198,14 +201,12 @@ impl Config {
             o.metadata_table.as_deref().unwrap_or(DEFAULT_TABLE),
             schema.as_deref(),
         )?;
-        let log_level = match o.log_level.or_else(|| env("EVENT_PUBLISHER_LOG")) {
-            None => Level::Info,
-            Some(l) => Level::parse(&l).ok_or_else(|| {
-                PublishError::config(format!(
-                    "logLevel must be one of off, error, warn, info, debug, trace; got '{l}'"
-                ))
-            })?,
-        };
+        let log_filter = crate::logging::parse_filter(
+            &o.log_level
+                .or_else(|| env("EVENT_PUBLISHER_LOG"))
+                .unwrap_or_else(|| "info".to_string()),
+        )
+        .map_err(PublishError::config)?;
         Ok(Config {
             redis,
             database,
@@ -216,7 +217,7 @@ impl Config {
             max_payload_bytes: positive_int("maxPayloadBytes", o.max_payload_bytes, 1 << 20)?
                 as usize,
             timeout: Duration::from_millis(positive_int("timeoutMs", o.timeout_ms, 5000)?),
-            log_level,
+            log_filter,
             dedup_window_ms: positive_int("dedupWindowMs", o.dedup_window_ms, 600_000)?,
             max_in_flight: positive_int("maxInFlight", o.max_in_flight, 10_000)? as usize,
             circuit_threshold: non_negative_int("circuitThreshold", o.circuit_threshold, 5)? as u32,
@@ -514,7 +515,12 @@ mod tests {
         assert_eq!(c.redis.url, "redis://:p%40ss%20word@cache.internal:6380/0");
         assert!(!c.redis.display.contains("p%40ss"));
         assert_eq!(c.database.connect.get_host(), "db");
-        assert_eq!(c.log_level, Level::Warn);
+        assert!(c
+            .log_filter
+            .would_enable("hyvve_event_publisher::x", &tracing::Level::WARN));
+        assert!(!c
+            .log_filter
+            .would_enable("hyvve_event_publisher::x", &tracing::Level::INFO));
         let mut with_url = env;
         with_url.insert("REDIS_URL".into(), "redis://other:1".into());
         let c = Config::resolve(Options {
@@ -529,6 +535,21 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.message.contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn options_deserialize_from_the_js_names_and_refuse_unknown_ones() {
+        let o: Options = serde_json::from_value(serde_json::json!({
+            "redisUrl": "redis://h:1",
+            "retentionMaxLen": 100,
+            "logLevel": "info,sqlx=debug",
+            "env": { "DATABASE_URL": "postgres://u@db/app" }
+        }))
+        .unwrap();
+        assert_eq!(o.redis_url.as_deref(), Some("redis://h:1"));
+        assert_eq!(o.retention_max_len, Some(100.0));
+        assert_eq!(o.log_level.as_deref(), Some("info,sqlx=debug"));
+        assert!(serde_json::from_value::<Options>(serde_json::json!({ "redisURL": "x" })).is_err());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct EventInput {
     pub source: Option<String>,
     /// `context.eventId`: a caller-chosen id that makes retries idempotent.
     pub event_id: Option<String>,
+    /// W3C `traceparent` (and `\n` + `tracestate`) to write beside the event (`traceContext`).
+    pub trace_context: Option<String>,
 }
 
 /// An event that passed validation, with its ids, timestamp and envelope JSON fixed.
@@ -50,6 +52,8 @@ pub struct PreparedEvent {
     pub timestamp: String,
     /// The whole envelope, the value of the stream entry's `event` field.
     pub json: String,
+    /// `traceparent` [`\n` `tracestate`] for the entry's second field pair, or "" for none.
+    pub trace_context: String,
 }
 
 impl PreparedEvent {
@@ -73,6 +77,9 @@ impl PreparedEvent {
             validate::event_id(id)?;
         }
         validate::data_json(&input.data_json, max_payload_bytes)?;
+        if let Some(t) = &input.trace_context {
+            validate::trace_context(t)?;
+        }
 
         // `||` semantics: an empty string falls back like a missing one.
         let source = match input.source {
@@ -108,6 +115,7 @@ impl PreparedEvent {
             correlation_id,
             timestamp,
             json,
+            trace_context: input.trace_context.unwrap_or_default(),
         })
     }
 }
@@ -469,6 +477,7 @@ mod tests {
                     correlation_id: correlation.clone(),
                     source: source.clone(),
                     event_id: None,
+                    trace_context: None,
                 };
                 match PreparedEvent::prepare(input, "platform", 1 << 20) {
                     Ok(e) => {
