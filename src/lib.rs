@@ -18,6 +18,7 @@ mod publish_log;
 pub mod publisher;
 pub mod reconcile;
 mod retry;
+pub mod sql_literal;
 pub mod stream_writer;
 pub mod validate;
 

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Row};
 
 use crate::config::DatabaseConfig;
+use crate::sql_literal;
 use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
 
@@ -40,105 +41,187 @@ pub struct PendingRow {
     pub created_ms: i64,
 }
 
+/// A statement with its values inline: `head` + the value list + `tail`.
+#[derive(Clone)]
+struct Template {
+    head: String,
+    tail: String,
+}
+
+impl Template {
+    fn new(head: String, tail: &str) -> Self {
+        Template {
+            head,
+            tail: tail.to_string(),
+        }
+    }
+
+    /// The statement with these columns as `unnest` arrays.
+    fn with_arrays(&self, columns: &[&[&str]]) -> Result<String, PublishError> {
+        let arrays = sql_literal::text_arrays(columns)?;
+        Ok([self.head.as_str(), &arrays, &self.tail].concat())
+    }
+}
+
 /// The Postgres side of the publisher.
+///
+/// Every statement is a simple query with its values inline (see [`sql_literal`]), whether the
+/// URL points at Postgres or at PgBouncer in any pool mode: nothing is prepared, no session
+/// setting is made or needed, and each statement is planned for its actual values.
 #[derive(Clone)]
 pub struct MetadataStore {
     pool: PgPool,
-    persistent: bool,
-    insert_sql: String,
-    existing_sql: String,
-    patch_sql: String,
-    patch_locked_sql: String,
-    delete_sql: String,
+    /// `directUrl`'s pool for migrate and reconcile, else a handle on `pool`.
+    session: PgPool,
+    insert: Template,
+    existing: Template,
+    patch: Template,
+    patch_locked: Template,
+    delete: Template,
+    mark_failed: Template,
     op_timeout: Duration,
     table_sql: String,
+    /// What connect decided, for the connect log record.
+    description: String,
     /// Connections opened before this time (Unix ms) are discarded instead of reused: set when a
     /// statement fails in a way that sticks to the session (the database was read-only when the
     /// session began), so that recovery does not wait for the pool to age them out.
     stale_before_ms: Arc<AtomicU64>,
 }
 
+/// Checks, with one connection, that the server answers (so a refused or rejected connection
+/// is reported as such, at once, not as a pool timeout).
+async fn probe(cfg: &DatabaseConfig, timeout: Duration) -> Result<(), PublishError> {
+    let probe = async {
+        let mut conn = cfg.connect.connect().await?;
+        sqlx::Connection::ping(&mut conn).await?;
+        sqlx::Connection::close(conn).await
+    };
+    let describe = |e: PublishError| {
+        PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
+    };
+    let limit = cfg.connect_timeout.map_or(timeout, |t| t.min(timeout));
+    match tokio::time::timeout(limit, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(describe(PublishError::database("connect", &e))),
+        Err(_) => Err(describe(PublishError::timeout(
+            "connecting to Postgres",
+            limit.as_millis() as u64,
+        ))),
+    }
+}
+
+fn pool(cfg: &DatabaseConfig, timeout: Duration, stale: Arc<AtomicU64>) -> PgPool {
+    // While Postgres is down the pool retries refused connections until the acquire timeout:
+    // by default keep that short so publishes fail fast (and the circuit breaker can open).
+    let acquire = cfg
+        .pool_timeout
+        .map_or(timeout.min(Duration::from_secs(1)), |t| t.min(timeout));
+    PgPoolOptions::new()
+        .max_connections(cfg.pool_size)
+        .min_connections(0)
+        .acquire_timeout(acquire)
+        .test_before_acquire(false)
+        .before_acquire(move |_conn, meta| {
+            let opened_ms = crate::envelope::now_ms().saturating_sub(meta.age.as_millis() as u64);
+            let keep = opened_ms > stale.load(Ordering::Relaxed);
+            Box::pin(async move { Ok(keep) })
+        })
+        .connect_lazy_with(cfg.connect.clone())
+}
+
 impl MetadataStore {
-    /// Opens the pool after checking, with one direct connection, that the server answers (so a
-    /// refused or rejected connection is reported as such, at once, not as a pool timeout).
+    /// Checks that Postgres (and the `directUrl` one, if given) answers, then opens the pools.
     pub async fn connect(
         cfg: &DatabaseConfig,
         table_sql: &str,
         timeout: Duration,
     ) -> Result<Self, PublishError> {
-        let probe = async {
-            let mut conn = cfg.connect.connect().await?;
-            sqlx::Connection::ping(&mut conn).await?;
-            sqlx::Connection::close(conn).await
-        };
-        let describe = |e: PublishError| {
-            PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
-        };
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(describe(PublishError::database("connect", &e))),
-            Err(_) => {
-                return Err(describe(PublishError::timeout(
-                    "connecting to Postgres",
-                    timeout.as_millis() as u64,
-                )))
+        match &cfg.direct {
+            Some(direct) => {
+                tokio::try_join!(probe(cfg, timeout), probe(direct, timeout))?;
             }
+            None => probe(cfg, timeout).await?,
         }
-        // While Postgres is down the pool retries refused connections until the acquire timeout:
-        // keep that short so publishes fail fast (and the circuit breaker can open).
         let stale_before_ms = Arc::new(AtomicU64::new(0));
-        let stale = stale_before_ms.clone();
-        let pool = PgPoolOptions::new()
-            .max_connections(cfg.pool_size)
-            .min_connections(0)
-            .acquire_timeout(timeout.min(Duration::from_secs(1)))
-            .test_before_acquire(false)
-            .before_acquire(move |_conn, meta| {
-                let opened_ms =
-                    crate::envelope::now_ms().saturating_sub(meta.age.as_millis() as u64);
-                let keep = opened_ms > stale.load(Ordering::Relaxed);
-                Box::pin(async move { Ok(keep) })
-            })
-            .connect_lazy_with(cfg.connect.clone());
-        let mut store = MetadataStore::with_pool(pool, !cfg.pgbouncer, table_sql, timeout);
+        let publishing = pool(cfg, timeout, stale_before_ms.clone());
+        let session = match &cfg.direct {
+            Some(direct) => pool(direct, timeout, stale_before_ms.clone()),
+            None => publishing.clone(),
+        };
+        let op_timeout = cfg.socket_timeout.map_or(timeout, |t| t.min(timeout));
+        let mut store = MetadataStore::with_pools(publishing, session, table_sql, op_timeout);
         store.stale_before_ms = stale_before_ms;
+        store.description = format!(
+            "statements are simple queries with inline values (nothing prepared, no session settings; \
+             the same through PgBouncer in any pool mode{}); migrate and reconcile use {}",
+            if cfg.pgbouncer {
+                ", so pgbouncer=true changes nothing"
+            } else {
+                ""
+            },
+            match &cfg.direct {
+                Some(d) => format!("directUrl {}", d.display),
+                None => "databaseUrl".to_string(),
+            }
+        );
         Ok(store)
     }
 
-    fn with_pool(pool: PgPool, persistent: bool, table: &str, timeout: Duration) -> Self {
+    /// What connect decided about statements and sessions, for a debug log record.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn with_pools(pool: PgPool, session: PgPool, table: &str, timeout: Duration) -> Self {
         MetadataStore {
             pool,
-            persistent,
-            insert_sql: format!(
-                "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
-                 SELECT r.id, r.event_id, r.stream_id, r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
-                 AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
+            session,
+            insert: Template::new(
+                format!(
+                    "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
+                     SELECT r.id, r.event_id, r.stream_id, r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
+                     FROM unnest("
+                ),
+                ") AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
                  ORDER BY r.event_id \
-                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+                 ON CONFLICT (event_id) DO NOTHING",
             ),
-            existing_sql: format!(
-                "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY($1::text[])"
+            existing: Template::new(
+                format!(
+                    "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY("
+                ),
+                ")",
             ),
             // Rows are locked in event_id order (as the insert takes them), so two groups that
             // share event ids in different orders cannot deadlock.
-            patch_sql: format!(
-                "UPDATE {table} AS m SET stream_id = u.stream_id \
-                 FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
-                 WHERE m.event_id = u.event_id"
+            patch: Template::new(
+                format!("UPDATE {table} AS m SET stream_id = u.stream_id FROM unnest("),
+                ") AS u(event_id, stream_id) WHERE m.event_id = u.event_id",
             ),
-            patch_locked_sql: format!(
-                "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id)), \
-                 locked AS (SELECT m.id, u.stream_id FROM {table} AS m JOIN u ON m.event_id = u.event_id \
-                 WHERE m.stream_id IS DISTINCT FROM u.stream_id ORDER BY m.event_id FOR UPDATE OF m) \
-                 UPDATE {table} AS m SET stream_id = locked.stream_id FROM locked WHERE m.id = locked.id"
+            patch_locked: Template::new(
+                "WITH u AS (SELECT * FROM unnest(".to_string(),
+                &format!(
+                    ") AS u(event_id, stream_id)), \
+                     locked AS (SELECT m.id, u.stream_id FROM {table} AS m JOIN u ON m.event_id = u.event_id \
+                     WHERE m.stream_id IS DISTINCT FROM u.stream_id ORDER BY m.event_id FOR UPDATE OF m) \
+                     UPDATE {table} AS m SET stream_id = locked.stream_id FROM locked WHERE m.id = locked.id"
+                ),
             ),
-            delete_sql: format!(
-                "DELETE FROM {table} AS m USING unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
-                 WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id"
+            delete: Template::new(
+                format!("DELETE FROM {table} AS m USING unnest("),
+                ") AS u(event_id, stream_id) WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id",
+            ),
+            mark_failed: Template::new(
+                format!(
+                    "UPDATE {table} AS m SET status = 'FAILED', last_error = 'never published' FROM unnest("
+                ),
+                ") AS u(event_id, stream_id) \
+                 WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id AND m.status = 'PENDING'",
             ),
             op_timeout: timeout,
             table_sql: table.to_string(),
+            description: String::new(),
             stale_before_ms: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -163,17 +246,13 @@ impl MetadataStore {
             cols[6].push(&e.correlation_id);
             cols[7].push(&e.timestamp);
         }
-        // One array per column: the statement has eight parameters whatever the group size.
-        let bind = |sql| {
-            let q = sqlx::query(sql).persistent(self.persistent);
-            cols.iter().fold(q, |q, col| q.bind(col))
-        };
+        let col_refs: Vec<&[&str]> = cols.iter().map(Vec::as_slice).collect();
+        let mut sql = self.insert.with_arrays(&col_refs)?;
         if !events.clone().any(|e| e.caller_event_id) {
             // Generated ids cannot have rows yet: a count is enough, no ids to send back.
-            let sql = self.insert_sql.trim_end_matches(" RETURNING event_id");
             let done = self
                 .bounded("insert event_metadata", async {
-                    bind(sql)
+                    sqlx::raw_sql(&sql)
                         .execute(&self.pool)
                         .await
                         .map(|r| r.rows_affected() as usize)
@@ -187,10 +266,11 @@ impl MetadataStore {
                 format!("inserted {done} of {n} event_metadata rows"),
             ));
         }
+        sql.push_str(" RETURNING event_id");
         let inserted: Vec<String> = self
             .bounded("insert event_metadata", async {
-                let rows = bind(&self.insert_sql).fetch_all(&self.pool).await?;
-                Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+                let rows = sqlx::raw_sql(&sql).fetch_all(&self.pool).await?;
+                rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
             })
             .await?;
         if inserted.len() == n {
@@ -203,23 +283,24 @@ impl MetadataStore {
             .map(|e| e.event_id.as_str())
             .filter(|id| !inserted.contains(id))
             .collect();
+        let sql = self.existing.with_arrays(&[&missing])?;
         let rows = self
             .bounded("read event_metadata", async {
-                sqlx::query(&self.existing_sql)
-                    .persistent(self.persistent)
-                    .bind(&missing)
-                    .fetch_all(&self.pool)
-                    .await
+                sqlx::raw_sql(&sql).fetch_all(&self.pool).await
             })
             .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for r in rows {
+            let text = |i: usize| {
+                r.try_get::<String, _>(i)
+                    .map_err(|e| PublishError::database("read event_metadata", &e))
+            };
             out.insert(
-                r.get::<String, _>(0),
+                text(0)?,
                 ExistingRow {
-                    stream_id: r.get(1),
-                    event_type: r.get(2),
-                    tenant_id: r.get(3),
+                    stream_id: text(1)?,
+                    event_type: text(2)?,
+                    tenant_id: text(3)?,
                 },
             );
         }
@@ -235,18 +316,14 @@ impl MetadataStore {
         stream_ids: &[&str],
         shared_ids: bool,
     ) -> Result<(), PublishError> {
-        let sql = if shared_ids {
-            &self.patch_locked_sql
+        let template = if shared_ids {
+            &self.patch_locked
         } else {
-            &self.patch_sql
+            &self.patch
         };
+        let sql = template.with_arrays(&[event_ids, stream_ids])?;
         self.bounded("update event_metadata.stream_id", async {
-            sqlx::query(sql)
-                .persistent(self.persistent)
-                .bind(event_ids)
-                .bind(stream_ids)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql(&sql).execute(&self.pool).await
         })
         .await
         .map(|_| ())
@@ -259,13 +336,9 @@ impl MetadataStore {
         event_ids: &[&str],
         stream_ids: &[&str],
     ) -> Result<u64, PublishError> {
+        let sql = self.delete.with_arrays(&[event_ids, stream_ids])?;
         self.bounded("delete event_metadata", async {
-            sqlx::query(&self.delete_sql)
-                .persistent(self.persistent)
-                .bind(event_ids)
-                .bind(stream_ids)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql(&sql).execute(&self.pool).await
         })
         .await
         .map(|r| r.rows_affected())
@@ -273,7 +346,7 @@ impl MetadataStore {
 
     /// PENDING rows created between `within_ms` and `older_than_ms` ago, after `after`
     /// (`(created_at in Unix ms, event_id)`, exclusive), oldest first, at most `limit`: the rows
-    /// a crashed process may have left without an entry.
+    /// a crashed process may have left without an entry. Read through `directUrl` when given.
     pub async fn pending_rows(
         &self,
         older_than_ms: u64,
@@ -281,39 +354,39 @@ impl MetadataStore {
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<PendingRow>, PublishError> {
+        // No cursor: just before the epoch, so every row comes after it.
+        let (after_ms, after_id) = after.unwrap_or((-1, ""));
+        let mut after_lit = String::new();
+        sql_literal::push_text(&mut after_lit, after_id)?;
+        let (older, within) = (
+            older_than_ms.min(i64::MAX as u64 / 4),
+            within_ms.min(i64::MAX as u64 / 4),
+        );
         // Integer milliseconds both ways, so the keyset cursor is exact.
         let sql = format!(
             "SELECT event_id, stream_id, (extract(epoch FROM created_at) * 1000)::int8 AS created_ms FROM {} \
              WHERE status = 'PENDING' \
-             AND created_at < (now() AT TIME ZONE 'UTC') - $1::int8 * INTERVAL '1 millisecond' \
-             AND created_at >= (now() AT TIME ZONE 'UTC') - $2::int8 * INTERVAL '1 millisecond' \
-             AND (created_at, event_id) > (TIMESTAMP 'epoch' + $3::int8 * INTERVAL '1 millisecond', $4::text) \
-             ORDER BY created_at, event_id LIMIT $5",
+             AND created_at < (now() AT TIME ZONE 'UTC') - {older}::int8 * INTERVAL '1 millisecond' \
+             AND created_at >= (now() AT TIME ZONE 'UTC') - {within}::int8 * INTERVAL '1 millisecond' \
+             AND (created_at, event_id) > (TIMESTAMP 'epoch' + ({after_ms})::int8 * INTERVAL '1 millisecond', {after_lit}::text) \
+             ORDER BY created_at, event_id LIMIT {limit}",
             self.table_sql
         );
-        // No cursor: just before the epoch, so every row comes after it.
-        let (after_ms, after_id) = after.unwrap_or((-1, ""));
-        self.bounded("find pending rows", async {
-            sqlx::query_as::<_, (String, String, i64)>(&sql)
-                .persistent(self.persistent)
-                .bind(older_than_ms.min(i64::MAX as u64 / 4) as i64)
-                .bind(within_ms.min(i64::MAX as u64 / 4) as i64)
-                .bind(after_ms)
-                .bind(after_id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-        })
-        .await
-        .map(|rows| {
-            rows.into_iter()
-                .map(|(event_id, stream_id, created_ms)| PendingRow {
-                    event_id,
-                    stream_id,
-                    created_ms,
+        let rows = self
+            .bounded("find pending rows", async {
+                sqlx::raw_sql(&sql).fetch_all(&self.session).await
+            })
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingRow {
+                    event_id: r.try_get(0)?,
+                    stream_id: r.try_get(1)?,
+                    created_ms: r.try_get(2)?,
                 })
-                .collect()
-        })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| PublishError::database("find pending rows", &e))
     }
 
     /// Marks these rows FAILED with `last_error` 'never published', if they are still PENDING
@@ -323,19 +396,9 @@ impl MetadataStore {
         event_ids: &[&str],
         stream_ids: &[&str],
     ) -> Result<u64, PublishError> {
-        let sql = format!(
-            "UPDATE {} AS m SET status = 'FAILED', last_error = 'never published' \
-             FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
-             WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id AND m.status = 'PENDING'",
-            self.table_sql
-        );
+        let sql = self.mark_failed.with_arrays(&[event_ids, stream_ids])?;
         self.bounded("mark rows failed", async {
-            sqlx::query(&sql)
-                .persistent(self.persistent)
-                .bind(event_ids)
-                .bind(stream_ids)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql(&sql).execute(&self.session).await
         })
         .await
         .map(|r| r.rows_affected())
@@ -344,10 +407,7 @@ impl MetadataStore {
     /// Whether Postgres answers now.
     pub async fn ping(&self) -> bool {
         self.bounded("ping", async {
-            sqlx::query("SELECT 1")
-                .persistent(self.persistent)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql("SELECT 1").execute(&self.pool).await
         })
         .await
         .is_ok()
@@ -357,10 +417,7 @@ impl MetadataStore {
     pub async fn check_table(&self) -> Result<(), PublishError> {
         let sql = format!("SELECT 1 FROM {} LIMIT 0", self.table_sql);
         self.bounded("check table", async {
-            sqlx::query(&sql)
-                .persistent(self.persistent)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql(&sql).execute(&self.pool).await
         })
         .await
         .map(|_| ())
@@ -377,6 +434,7 @@ impl MetadataStore {
 
     /// Creates the enum, the table and its indexes when the table does not exist yet; returns
     /// whether it created them. Only for an empty database: an existing table is left alone.
+    /// Runs through `directUrl` when given.
     pub async fn migrate(&self) -> Result<bool, PublishError> {
         if self.table_sql != "\"event_metadata\"" {
             return Err(PublishError::config(
@@ -385,23 +443,24 @@ impl MetadataStore {
         }
         let exists: Option<String> = self
             .bounded("migrate", async {
-                sqlx::query_scalar("SELECT to_regclass('event_metadata')::text")
-                    .persistent(false)
-                    .fetch_one(&self.pool)
-                    .await
+                sqlx::raw_sql("SELECT to_regclass('event_metadata')::text")
+                    .fetch_one(&self.session)
+                    .await?
+                    .try_get(0)
             })
             .await?;
         if exists.is_some() {
             return Ok(false);
         }
-        // One multi-statement simple query runs as one transaction: the advisory lock serialises
-        // concurrent migrations (parallel test workers), the DO block re-checks under it.
+        // One multi-statement simple query runs as one transaction (so on one server connection,
+        // even through a transaction-mode pooler): the advisory lock serialises concurrent
+        // migrations (parallel test workers), the DO block re-checks under it.
         let sql = format!(
             "SELECT pg_advisory_xact_lock(7243001); \
              DO $migration$ BEGIN IF to_regclass('event_metadata') IS NULL THEN {MIGRATION_SQL} END IF; END $migration$;"
         );
         self.bounded("migrate", async {
-            sqlx::raw_sql(&sql).execute(&self.pool).await
+            sqlx::raw_sql(&sql).execute(&self.session).await
         })
         .await?;
         Ok(true)
@@ -410,6 +469,7 @@ impl MetadataStore {
     /// Closes the pool after its connections are returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.session.close().await;
     }
 
     async fn bounded<T>(

@@ -115,8 +115,10 @@ impl Publisher {
             LogRecord::new(
                 Level::Debug,
                 format!(
-                    "connected to Redis {} and Postgres {}",
-                    cfg.redis.display, cfg.database.display
+                    "connected to Redis {} and Postgres {}; {}",
+                    cfg.redis.display,
+                    cfg.database.display,
+                    store.description()
                 ),
             )
         });
