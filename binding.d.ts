@@ -82,6 +82,7 @@ export interface NativeOptions {
   redisUrl?: string
   redisCaFile?: string
   databaseUrl?: string
+  directUrl?: string
   stream?: string
   retentionMaxAgeMs?: number
   retentionMaxLen?: number
