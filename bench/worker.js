@@ -11,6 +11,8 @@ const IMPLEMENTATIONS = {
     const { EventPublisher } = require(path.join(__dirname, '..'));
     return { connect: (o) => EventPublisher.connect({ ...o, entryIds: 'server' }) };
   },
+  // The same package; run.js gives it a databaseUrl through PgBouncer.
+  'package-pgbouncer': () => require(path.join(__dirname, '..')).EventPublisher,
   prisma: () => require('./refs/prisma-publisher').EventPublisher,
   pg: () => require('./refs/pg-publisher').EventPublisher,
 };

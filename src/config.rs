@@ -410,10 +410,7 @@ fn database_config(
     }
     let display = redact(url);
     let mut connect = PgConnectOptions::from_str(parsed.as_str()).map_err(|e| {
-        PublishError::config(format!(
-            "{option} is invalid ({})",
-            redact(&e.to_string())
-        ))
+        PublishError::config(format!("{option} is invalid ({})", redact(&e.to_string())))
     })?;
     // Prisma: sslmode prefer (the default) and require encrypt without checking the certificate
     // unless sslaccept=strict, which checks it and the host name (libpq's verify-full).

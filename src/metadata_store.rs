@@ -12,9 +12,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Row};
 
 use crate::config::DatabaseConfig;
-use crate::sql_literal;
 use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
+use crate::sql_literal;
 
 /// The DDL of the platform's Prisma migration for `event_metadata` (never run unless asked).
 pub const MIGRATION_SQL: &str = include_str!("../migrations/0001_event_metadata.sql");

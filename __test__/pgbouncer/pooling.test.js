@@ -165,3 +165,24 @@ test('directUrl: migrate() and reconcile() go there, publishing goes through PgB
     await check.end();
   }
 });
+
+test.each([
+  ['directly', () => DATABASE_URL],
+  ['through PgBouncer', () => bouncers.transaction.url(DB)],
+])('values with quotes, backslashes, array delimiters and non-ASCII are stored exactly (%s)', async (_, url) => {
+  // The statements carry the values inline as escaped literals: the row must hold them byte for byte.
+  const nasty = [`'`, `''`, `\\`, `\\'`, `"`, `\\"`, `{`, `}`, `,`, `{"a",b}`, 'NULL', ' padded ', "E'x'", '$1', '$$', '\n\t', 'é ☃ 𝄞', `'); DROP TABLE event_metadata; --`];
+  const { p } = await connect({ databaseUrl: url() });
+  const tenant = uid('t');
+  const ctxs = nasty.map((s, i) => ({ tenantId: `${tenant}${s}`, userId: 'u', source: `src${s}`, correlationId: `c${i}${s}` }));
+  const single = await Promise.all(ctxs.map((c, i) => p.publish('pgbouncer.values', { i }, c)));
+  const batch = await p.publishBatch(ctxs.map((c, i) => ({ type: 'pgbouncer.values', data: { i }, context: c })));
+  const { rows } = await db.query('SELECT event_id, tenant_id, source, correlation_id FROM event_metadata WHERE tenant_id LIKE $1', [`${tenant}%`]);
+  const byId = new Map(rows.map((r) => [r.event_id, r]));
+  expect(rows).toHaveLength(2 * nasty.length);
+  for (const ids of [single, batch]) {
+    ids.forEach((id, i) => {
+      expect(byId.get(id)).toEqual({ event_id: id, tenant_id: ctxs[i].tenantId, source: ctxs[i].source, correlation_id: ctxs[i].correlationId });
+    });
+  }
+});
