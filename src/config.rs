@@ -330,6 +330,7 @@ fn database_config(
     let mut ssl_mode: Option<String> = None;
     let mut strict = false;
     let mut ca_file: Option<String> = None;
+    let (mut identity, mut identity_password): (Option<String>, Option<String>) = (None, None);
     // Passed to the driver as they are.
     let mut kept: Vec<(String, String)> = Vec::new();
     for (k, v) in parsed.query_pairs() {
@@ -378,11 +379,9 @@ fn database_config(
             }
             // Prisma's sslcert is the CA certificate to trust (libpq's sslrootcert).
             "sslcert" | "sslrootcert" => ca_file = Some(v.into_owned()),
-            "sslidentity" | "sslpassword" => {
-                return Err(PublishError::config(format!(
-                    "{option} {k}: client certificates (a PKCS#12 identity) are not supported yet"
-                )))
-            }
+            // Prisma's client identity: a PKCS#12 file and its password.
+            "sslidentity" => identity = Some(v.into_owned()),
+            "sslpassword" => identity_password = Some(v.into_owned()),
             "sslkey" => {
                 return Err(PublishError::config(format!(
                     "{option} sslkey: client certificates are not supported (in a Prisma URL sslcert is the CA to trust, not a client certificate)"
@@ -435,6 +434,21 @@ fn database_config(
         .statement_cache_capacity(0);
     if let Some(ca) = ca_file {
         connect = connect.ssl_root_cert(ca);
+    }
+    match (identity, identity_password) {
+        (Some(path), password) => {
+            let id =
+                crate::pkcs12::read_identity(option, &path, password.as_deref().unwrap_or(""))?;
+            connect = connect
+                .ssl_client_cert_from_pem(id.certs)
+                .ssl_client_key_from_pem(id.key);
+        }
+        (None, Some(_)) => {
+            return Err(PublishError::config(format!(
+                "{option} sslpassword is given without sslidentity"
+            )))
+        }
+        (None, None) => {}
     }
     Ok((
         DatabaseConfig {
@@ -587,7 +601,11 @@ mod tests {
             ("statement_cache_size=-1", "statement_cache_size"),
             ("sslaccept=maybe", "sslaccept"),
             ("sslmode=allow", "sslmode"),
-            ("sslidentity=id.p12&sslpassword=pw", "sslidentity"),
+            (
+                "sslidentity=/nonexistent/id.p12&sslpassword=pw",
+                "sslidentity",
+            ),
+            ("sslpassword=pw", "sslpassword"),
             ("sslkey=client.key", "sslkey"),
             ("pgbouncer=true&options=-c%20x%3Dy", "options"),
         ] {

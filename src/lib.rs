@@ -14,6 +14,7 @@ mod group_write;
 pub mod ids;
 pub mod logging;
 pub mod metadata_store;
+pub mod pkcs12;
 mod publish_log;
 pub mod publisher;
 pub mod reconcile;

@@ -16,6 +16,7 @@ const { REDIS_URL, uid, startPostgres, makeTlsFiles } = require('../support/stor
 let pg;
 let good; // the server's CA
 let wrong; // another CA
+let identity; // certuser's PKCS#12 file
 const dirs = [];
 const publishers = [];
 
@@ -39,6 +40,26 @@ beforeAll(async () => {
   await c.connect();
   await c.query(`ALTER SYSTEM SET ssl_cert_file = '${cert}'`);
   await c.query(`ALTER SYSTEM SET ssl_key_file = '${key}'`);
+  // Client certificates signed by the same CA are trusted; certuser must present one.
+  const caCopy = path.join(pg.dir, 'ca.pem');
+  fs.copyFileSync(good.ca, caCopy);
+  if (process.getuid && process.getuid() === 0) execFileSync('chown', ['postgres', caCopy]);
+  await c.query(`ALTER SYSTEM SET ssl_ca_file = '${caCopy}'`);
+  const hba = path.join(pg.dir, 'data', 'pg_hba.conf');
+  fs.writeFileSync(hba, `hostssl all certuser 127.0.0.1/32 cert\n${fs.readFileSync(hba, 'utf8')}`);
+  await c.query('CREATE ROLE certuser LOGIN');
+  const t = new Client({ connectionString: pg.url });
+  await t.connect();
+  await t.query('GRANT SELECT, INSERT, UPDATE, DELETE ON event_metadata TO certuser');
+  await t.end();
+  // certuser's identity as Prisma wants it: a PKCS#12 file with a password.
+  const ssl = (...a) => execFileSync('openssl', a, { stdio: 'pipe' });
+  const f = (n) => path.join(dirs[0], n);
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=certuser', '-keyout', f('client.key'), '-out', f('client.csr'));
+  fs.writeFileSync(f('client.cnf'), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  ssl('x509', '-req', '-in', f('client.csr'), '-CA', good.ca, '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('client.cnf'), '-out', f('client.pem'));
+  ssl('pkcs12', '-export', '-inkey', f('client.key'), '-in', f('client.pem'), '-certfile', good.ca, '-passout', 'pass:p12-s3cret', '-out', f('client.p12'));
+  identity = f('client.p12');
   await c.query('ALTER SYSTEM SET ssl = on');
   await c.query('SELECT pg_reload_conf()');
   await c.end();
@@ -90,6 +111,34 @@ test('sslaccept=accept_invalid_certs (and Prisma\'s default) connect without che
     await p.publish('tls.probe', {}, { tenantId: 't', userId: 'u' });
     expect(await encrypted(app)).toBe(true);
   }
+});
+
+test('sslidentity + sslpassword: a PKCS#12 client identity authenticates (cert auth)', async () => {
+  const base = `sslmode=require&sslcert=${encodeURIComponent(good.ca)}&sslaccept=strict`;
+  const certUrl = (q) => `postgres://certuser@127.0.0.1:${pg.port}/hyvve_publisher_test?${q}`;
+  const p = await EventPublisher.connect({
+    redisUrl: REDIS_URL,
+    databaseUrl: certUrl(`${base}&sslidentity=${encodeURIComponent(identity)}&sslpassword=p12-s3cret`),
+    stream: uid('pgtls'),
+    logLevel: 'warn',
+  });
+  publishers.push(p);
+  const id = await p.publish('tls.identity', {}, { tenantId: 't', userId: 'u' });
+  const c = new Client({ connectionString: pg.url });
+  await c.connect();
+  expect((await c.query('SELECT count(*)::int AS n FROM event_metadata WHERE event_id = $1', [id])).rows[0].n).toBe(1);
+  await c.end();
+  // Without the identity the server refuses; with a wrong password the file cannot be opened.
+  const refused = await EventPublisher.connect({ redisUrl: REDIS_URL, databaseUrl: certUrl(base), logLevel: 'off' }).catch((e) => e);
+  expect(refused.code).toBe('ERR_DATABASE');
+  expect(refused.message).toMatch(/certificate/);
+  const wrongPw = await EventPublisher.connect({
+    redisUrl: REDIS_URL,
+    databaseUrl: certUrl(`${base}&sslidentity=${encodeURIComponent(identity)}&sslpassword=not-it`),
+  }).catch((e) => e);
+  expect(wrongPw.code).toBe('ERR_CONFIG');
+  expect(wrongPw.message).toMatch(/sslidentity/);
+  expect(wrongPw.message).not.toMatch(/not-it/);
 });
 
 test('connect_timeout bounds connect() against a server that never answers', async () => {
