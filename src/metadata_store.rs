@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{ConnectOptions, Row};
 
 use crate::config::DatabaseConfig;
@@ -41,16 +41,20 @@ pub struct PendingRow {
     pub created_ms: i64,
 }
 
-/// A statement with its values inline: `head` + the value list + `tail`.
+/// A statement over `unnest`-ed text arrays: `head` + the arrays + `tail`, either with the
+/// arrays inline (`with_arrays`) or as parameters `$1::text[], …` (`bound`).
 #[derive(Clone)]
 struct Template {
     head: String,
     tail: String,
+    bound: String,
 }
 
 impl Template {
-    fn new(head: String, tail: &str) -> Self {
+    fn new(head: String, tail: &str, columns: usize) -> Self {
+        let params: Vec<String> = (1..=columns).map(|i| format!("${i}::text[]")).collect();
         Template {
+            bound: [head.as_str(), &params.join(", "), tail].concat(),
             head,
             tail: tail.to_string(),
         }
@@ -65,15 +69,23 @@ impl Template {
 
 /// The Postgres side of the publisher.
 ///
-/// Every statement is a simple query with its values inline (see [`sql_literal`]), whether the
-/// URL points at Postgres or at PgBouncer in any pool mode: nothing is prepared, no session
-/// setting is made or needed, and each statement is planned for its actual values.
+/// How the publishing statements are sent is decided once at connect (see [`decide`]): on a
+/// connection straight to Postgres they are named prepared statements with the session planning
+/// each execution for its values (`plan_cache_mode = force_custom_plan`, a startup option: a
+/// generic plan made while the table was small would keep seq-scanning it); through a pooler
+/// (PgBouncer refuses startup options; `pgbouncer=true`) they are simple queries with their
+/// values inline (see [`sql_literal`]): nothing prepared, no session setting, planned for their
+/// values every time, correct in any pool mode. The rare statements (reconcile, migrate, checks)
+/// are always simple queries.
 #[derive(Clone)]
 pub struct MetadataStore {
     pool: PgPool,
     /// `directUrl`'s pool for migrate and reconcile, else a handle on `pool`.
     session: PgPool,
+    /// Publishing statements are named prepared statements (a direct connection).
+    prepared: bool,
     insert: Template,
+    insert_returning: Template,
     existing: Template,
     patch: Template,
     patch_locked: Template,
@@ -89,20 +101,31 @@ pub struct MetadataStore {
     stale_before_ms: Arc<AtomicU64>,
 }
 
+/// The startup option of a direct connection's sessions.
+const CUSTOM_PLANS: (&str, &str) = ("plan_cache_mode", "force_custom_plan");
+
 /// Checks, with one connection, that the server answers (so a refused or rejected connection
 /// is reported as such, at once, not as a pool timeout).
 async fn probe(cfg: &DatabaseConfig, timeout: Duration) -> Result<(), PublishError> {
-    let probe = async {
+    bounded_connect(cfg, timeout, async {
         let mut conn = cfg.connect.connect().await?;
         sqlx::Connection::ping(&mut conn).await?;
         sqlx::Connection::close(conn).await
-    };
+    })
+    .await
+}
+
+async fn bounded_connect<T>(
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, PublishError> {
     let describe = |e: PublishError| {
         PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
     };
     let limit = cfg.connect_timeout.map_or(timeout, |t| t.min(timeout));
-    match tokio::time::timeout(limit, probe).await {
-        Ok(Ok(())) => Ok(()),
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(describe(PublishError::database("connect", &e))),
         Err(_) => Err(describe(PublishError::timeout(
             "connecting to Postgres",
@@ -111,7 +134,63 @@ async fn probe(cfg: &DatabaseConfig, timeout: Duration) -> Result<(), PublishErr
     }
 }
 
-fn pool(cfg: &DatabaseConfig, timeout: Duration, stale: Arc<AtomicU64>) -> PgPool {
+/// Decides, once, whether the publishing statements may be named prepared statements: only when
+/// the server itself took `plan_cache_mode` as a startup option (so it is Postgres, not a pooler
+/// that shares server connections between clients). PgBouncer refuses the option ("unsupported
+/// startup parameter") or, configured to ignore it, leaves the setting at its default; with
+/// `pgbouncer=true` nothing is tried. Returns the decision and why, for the connect log record.
+async fn decide(
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+) -> Result<(bool, &'static str), PublishError> {
+    if cfg.pgbouncer {
+        probe(cfg, timeout).await?;
+        return Ok((false, "the URL says pgbouncer=true"));
+    }
+    let with_option = cfg.connect.clone().options([CUSTOM_PLANS]);
+    let tried = bounded_connect(cfg, timeout, async {
+        let mut conn = match with_option.connect().await {
+            Ok(c) => c,
+            Err(sqlx::Error::Database(d))
+                if d.message().contains("unsupported startup parameter") =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        // A &str without arguments runs as a simple query.
+        let mode: String = sqlx::Executor::fetch_one(&mut conn, "SHOW plan_cache_mode")
+            .await?
+            .try_get(0)?;
+        sqlx::Connection::close(conn).await?;
+        Ok(Some(mode))
+    })
+    .await?;
+    match tried {
+        Some(mode) if mode == CUSTOM_PLANS.1 => Ok((
+            true,
+            "the server took plan_cache_mode as a startup option: a direct connection",
+        )),
+        Some(_) => Ok((
+            false,
+            "the server ignored the startup option plan_cache_mode: a pooler",
+        )),
+        None => {
+            probe(cfg, timeout).await?;
+            Ok((
+                false,
+                "the server refused startup options: a pooler such as PgBouncer",
+            ))
+        }
+    }
+}
+
+fn pool(
+    cfg: &DatabaseConfig,
+    connect: PgConnectOptions,
+    timeout: Duration,
+    stale: Arc<AtomicU64>,
+) -> PgPool {
     // While Postgres is down the pool retries refused connections until the acquire timeout:
     // by default keep that short so publishes fail fast (and the circuit breaker can open).
     let acquire = cfg
@@ -127,7 +206,7 @@ fn pool(cfg: &DatabaseConfig, timeout: Duration, stale: Arc<AtomicU64>) -> PgPoo
             let keep = opened_ms > stale.load(Ordering::Relaxed);
             Box::pin(async move { Ok(keep) })
         })
-        .connect_lazy_with(cfg.connect.clone())
+        .connect_lazy_with(connect)
 }
 
 impl MetadataStore {
@@ -137,28 +216,39 @@ impl MetadataStore {
         table_sql: &str,
         timeout: Duration,
     ) -> Result<Self, PublishError> {
-        match &cfg.direct {
-            Some(direct) => {
-                tokio::try_join!(probe(cfg, timeout), probe(direct, timeout))?;
-            }
-            None => probe(cfg, timeout).await?,
-        }
+        let (prepared, why) = match &cfg.direct {
+            Some(direct) => tokio::try_join!(decide(cfg, timeout), probe(direct, timeout))?.0,
+            None => decide(cfg, timeout).await?,
+        };
         let stale_before_ms = Arc::new(AtomicU64::new(0));
-        let publishing = pool(cfg, timeout, stale_before_ms.clone());
+        let connect = if prepared {
+            cfg.connect
+                .clone()
+                .options([CUSTOM_PLANS])
+                .statement_cache_capacity(100)
+        } else {
+            cfg.connect.clone()
+        };
+        let publishing = pool(cfg, connect, timeout, stale_before_ms.clone());
         let session = match &cfg.direct {
-            Some(direct) => pool(direct, timeout, stale_before_ms.clone()),
+            Some(direct) => pool(
+                direct,
+                direct.connect.clone(),
+                timeout,
+                stale_before_ms.clone(),
+            ),
             None => publishing.clone(),
         };
         let op_timeout = cfg.socket_timeout.map_or(timeout, |t| t.min(timeout));
         let mut store = MetadataStore::with_pools(publishing, session, table_sql, op_timeout);
+        store.prepared = prepared;
         store.stale_before_ms = stale_before_ms;
         store.description = format!(
-            "statements are simple queries with inline values (nothing prepared, no session settings; \
-             the same through PgBouncer in any pool mode{}); migrate and reconcile use {}",
-            if cfg.pgbouncer {
-                ", so pgbouncer=true changes nothing"
+            "{} because {why}; migrate and reconcile use {}",
+            if prepared {
+                "publishing statements are prepared once per connection and planned for their values each time (plan_cache_mode=force_custom_plan)"
             } else {
-                ""
+                "publishing statements are simple queries with inline values (nothing prepared, no session settings: safe through PgBouncer in any pool mode)"
             },
             match &cfg.direct {
                 Some(d) => format!("directUrl {}", d.display),
@@ -174,30 +264,38 @@ impl MetadataStore {
     }
 
     fn with_pools(pool: PgPool, session: PgPool, table: &str, timeout: Duration) -> Self {
+        let insert_head = format!(
+            "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
+             SELECT r.id, r.event_id, r.stream_id, r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
+             FROM unnest("
+        );
+        const INSERT_TAIL: &str =
+            ") AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
+             ORDER BY r.event_id \
+             ON CONFLICT (event_id) DO NOTHING";
         MetadataStore {
             pool,
             session,
-            insert: Template::new(
-                format!(
-                    "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
-                     SELECT r.id, r.event_id, r.stream_id, r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
-                     FROM unnest("
-                ),
-                ") AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
-                 ORDER BY r.event_id \
-                 ON CONFLICT (event_id) DO NOTHING",
+            prepared: false,
+            insert: Template::new(insert_head.clone(), INSERT_TAIL, 8),
+            insert_returning: Template::new(
+                insert_head,
+                &format!("{INSERT_TAIL} RETURNING event_id"),
+                8,
             ),
             existing: Template::new(
                 format!(
                     "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY("
                 ),
                 ")",
+                1,
             ),
             // Rows are locked in event_id order (as the insert takes them), so two groups that
             // share event ids in different orders cannot deadlock.
             patch: Template::new(
                 format!("UPDATE {table} AS m SET stream_id = u.stream_id FROM unnest("),
                 ") AS u(event_id, stream_id) WHERE m.event_id = u.event_id",
+                2,
             ),
             patch_locked: Template::new(
                 "WITH u AS (SELECT * FROM unnest(".to_string(),
@@ -207,10 +305,12 @@ impl MetadataStore {
                      WHERE m.stream_id IS DISTINCT FROM u.stream_id ORDER BY m.event_id FOR UPDATE OF m) \
                      UPDATE {table} AS m SET stream_id = locked.stream_id FROM locked WHERE m.id = locked.id"
                 ),
+                2,
             ),
             delete: Template::new(
                 format!("DELETE FROM {table} AS m USING unnest("),
                 ") AS u(event_id, stream_id) WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id",
+                2,
             ),
             mark_failed: Template::new(
                 format!(
@@ -218,6 +318,7 @@ impl MetadataStore {
                 ),
                 ") AS u(event_id, stream_id) \
                  WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id AND m.status = 'PENDING'",
+                2,
             ),
             op_timeout: timeout,
             table_sql: table.to_string(),
@@ -247,17 +348,12 @@ impl MetadataStore {
             cols[7].push(&e.timestamp);
         }
         let col_refs: Vec<&[&str]> = cols.iter().map(Vec::as_slice).collect();
-        let mut sql = self.insert.with_arrays(&col_refs)?;
         if !events.clone().any(|e| e.caller_event_id) {
             // Generated ids cannot have rows yet: a count is enough, no ids to send back.
             let done = self
-                .bounded("insert event_metadata", async {
-                    sqlx::raw_sql(&sql)
-                        .execute(&self.pool)
-                        .await
-                        .map(|r| r.rows_affected() as usize)
-                })
-                .await?;
+                .execute("insert event_metadata", &self.insert, &col_refs)
+                .await?
+                .rows_affected() as usize;
             if done == n {
                 return Ok(HashMap::new());
             }
@@ -266,13 +362,13 @@ impl MetadataStore {
                 format!("inserted {done} of {n} event_metadata rows"),
             ));
         }
-        sql.push_str(" RETURNING event_id");
         let inserted: Vec<String> = self
-            .bounded("insert event_metadata", async {
-                let rows = sqlx::raw_sql(&sql).fetch_all(&self.pool).await?;
-                rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
-            })
-            .await?;
+            .fetch("insert event_metadata", &self.insert_returning, &col_refs)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PublishError::database("insert event_metadata", &e))?;
         if inserted.len() == n {
             return Ok(HashMap::new());
         }
@@ -283,11 +379,8 @@ impl MetadataStore {
             .map(|e| e.event_id.as_str())
             .filter(|id| !inserted.contains(id))
             .collect();
-        let sql = self.existing.with_arrays(&[&missing])?;
         let rows = self
-            .bounded("read event_metadata", async {
-                sqlx::raw_sql(&sql).fetch_all(&self.pool).await
-            })
+            .fetch("read event_metadata", &self.existing, &[&missing])
             .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for r in rows {
@@ -321,10 +414,11 @@ impl MetadataStore {
         } else {
             &self.patch
         };
-        let sql = template.with_arrays(&[event_ids, stream_ids])?;
-        self.bounded("update event_metadata.stream_id", async {
-            sqlx::raw_sql(&sql).execute(&self.pool).await
-        })
+        self.execute(
+            "update event_metadata.stream_id",
+            template,
+            &[event_ids, stream_ids],
+        )
         .await
         .map(|_| ())
     }
@@ -336,10 +430,11 @@ impl MetadataStore {
         event_ids: &[&str],
         stream_ids: &[&str],
     ) -> Result<u64, PublishError> {
-        let sql = self.delete.with_arrays(&[event_ids, stream_ids])?;
-        self.bounded("delete event_metadata", async {
-            sqlx::raw_sql(&sql).execute(&self.pool).await
-        })
+        self.execute(
+            "delete event_metadata",
+            &self.delete,
+            &[event_ids, stream_ids],
+        )
         .await
         .map(|r| r.rows_affected())
     }
@@ -470,6 +565,53 @@ impl MetadataStore {
     pub async fn close(&self) {
         self.pool.close().await;
         self.session.close().await;
+    }
+
+    /// Runs a publishing statement on the publishing pool, as connect decided: bound to a named
+    /// prepared statement, or as a simple query with the arrays inline.
+    async fn execute(
+        &self,
+        what: &str,
+        t: &Template,
+        columns: &[&[&str]],
+    ) -> Result<PgQueryResult, PublishError> {
+        if self.prepared {
+            // Built outside the future: a closure over borrowed columns inside it would make
+            // the future's Send bound higher-ranked (which napi's spawn cannot prove).
+            let q = columns
+                .iter()
+                .fold(sqlx::query(&t.bound).persistent(true), |q, c| q.bind(*c));
+            self.bounded(what, q.execute(&self.pool)).await
+        } else {
+            let sql = t.with_arrays(columns)?;
+            self.bounded(what, async {
+                sqlx::raw_sql(&sql).execute(&self.pool).await
+            })
+            .await
+        }
+    }
+
+    /// As [`Self::execute`], for a statement that returns rows.
+    async fn fetch(
+        &self,
+        what: &str,
+        t: &Template,
+        columns: &[&[&str]],
+    ) -> Result<Vec<PgRow>, PublishError> {
+        if self.prepared {
+            // Built outside the future: a closure over borrowed columns inside it would make
+            // the future's Send bound higher-ranked (which napi's spawn cannot prove).
+            let q = columns
+                .iter()
+                .fold(sqlx::query(&t.bound).persistent(true), |q, c| q.bind(*c));
+            self.bounded(what, q.fetch_all(&self.pool)).await
+        } else {
+            let sql = t.with_arrays(columns)?;
+            self.bounded(what, async {
+                sqlx::raw_sql(&sql).fetch_all(&self.pool).await
+            })
+            .await
+        }
     }
 
     async fn bounded<T>(

@@ -97,6 +97,7 @@ describe.each([
     expect(logs.filter((l) => mentionsPrepared(JSON.stringify(l)))).toEqual([]);
     // What connect decided, said once.
     expect(logs.some((l) => l.level === 'debug' && /simple queries/.test(l.msg))).toBe(true);
+    expect(logs.some((l) => /prepared once/.test(l.msg))).toBe(false);
     expect(await p.health()).toMatchObject({ database: true });
     await p.close();
 
@@ -169,10 +170,13 @@ test('directUrl: migrate() and reconcile() go there, publishing goes through PgB
 test.each([
   ['directly', () => DATABASE_URL],
   ['through PgBouncer', () => bouncers.transaction.url(DB)],
-])('values with quotes, backslashes, array delimiters and non-ASCII are stored exactly (%s)', async (_, url) => {
+])('values with quotes, backslashes, array delimiters and non-ASCII are stored exactly (%s)', async (how, url) => {
   // The statements carry the values inline as escaped literals: the row must hold them byte for byte.
   const nasty = [`'`, `''`, `\\`, `\\'`, `"`, `\\"`, `{`, `}`, `,`, `{"a",b}`, 'NULL', ' padded ', "E'x'", '$1', '$$', '\n\t', 'é ☃ 𝄞', `'); DROP TABLE event_metadata; --`];
-  const { p } = await connect({ databaseUrl: url() });
+  const { p, logs } = await connect({ databaseUrl: url() });
+  // What connect decided: prepared statements only on a direct connection.
+  const decided = logs.find((l) => /publishing statements/.test(l.msg)).msg;
+  expect(decided).toMatch(how === 'directly' ? /prepared once per connection.*direct connection/ : /simple queries.*refused startup options/);
   const tenant = uid('t');
   const ctxs = nasty.map((s, i) => ({ tenantId: `${tenant}${s}`, userId: 'u', source: `src${s}`, correlationId: `c${i}${s}` }));
   const single = await Promise.all(ctxs.map((c, i) => p.publish('pgbouncer.values', { i }, c)));
