@@ -63,8 +63,10 @@ export interface PublisherOptions {
   redisUrl?: string;
   /** PEM file of a CA to trust for `rediss://` (self-signed servers). */
   redisCaFile?: string;
-  /** Postgres URL; Prisma's `pgbouncer`, `schema`, `connection_limit` and `sslmode` parameters are understood. Default: `DATABASE_URL`. */
+  /** Postgres URL for publishing, with Prisma's parameters as Prisma means them (README, "Database URL parameters"); may point at PgBouncer in any pool mode. Default: `DATABASE_URL`. */
   databaseUrl?: string;
+  /** Postgres URL without a pooler, Prisma's `directUrl`: `migrate()` and `reconcile()` use it when given. Default: `DIRECT_URL`. */
+  directUrl?: string;
   /** Stream key. Default `'hyvve:events:main'`. */
   stream?: string;
   /** Trimming on every write: by age (default 30 days, `MINID ~`) or by length (`MAXLEN ~`). */
@@ -185,7 +187,7 @@ export declare class EventPublisher {
   /** Connects to both stores and verifies them, or rejects with a clear `EventPublisherError`. */
   static connect(options?: PublisherOptions): Promise<EventPublisher>;
   /** Creates the `event_metadata` table (Prisma's DDL) if it does not exist. Resolves to whether it created it. */
-  static migrate(options?: Pick<PublisherOptions, 'databaseUrl' | 'timeoutMs'>): Promise<boolean>;
+  static migrate(options?: Pick<PublisherOptions, 'databaseUrl' | 'directUrl' | 'timeoutMs'>): Promise<boolean>;
   /** Publishes one event; resolves to its event id once the row and the entry are both written. */
   publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): Promise<string>;
   /**

@@ -130,7 +130,7 @@ function nativeEvent(type, data, context, prefix) {
 }
 
 const OPTION_KEYS = new Set([
-  'redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'retention', 'source', 'metadataTable',
+  'redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'retention', 'source', 'metadataTable',
   'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold',
   'circuitCooldownMs', 'logger', 'logLevel', 'entryIds', 'traceContext',
 ]);
@@ -140,7 +140,7 @@ function configError(message) {
 }
 
 // Read in JS: test runners (jest) give each file its own process.env, invisible to native code.
-const ENV_VARS = ['REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'DATABASE_URL', 'EVENT_PUBLISHER_LOG'];
+const ENV_VARS = ['REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'DATABASE_URL', 'DIRECT_URL', 'EVENT_PUBLISHER_LOG'];
 
 function envSnapshot() {
   const env = {};
@@ -167,7 +167,7 @@ function nativeOptions(options) {
     if (typeof v !== 'number') throw configError(`${name} must be a number, got ${describe(v)}`);
     out[to] = v;
   };
-  ['redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
+  ['redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
   ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold', 'circuitCooldownMs'].forEach((k) => num(k));
   const r = options.retention;
   if (r !== undefined && r !== null) {

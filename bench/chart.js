@@ -8,7 +8,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const IMPL_COLORS = { package: '#1f5fa8', 'package-server': '#7fb2e5', prisma: '#c8423b', pg: '#e89a3c' };
+const IMPL_COLORS = { package: '#1f5fa8', 'package-server': '#7fb2e5', 'package-pgbouncer': '#3f9c96', prisma: '#c8423b', pg: '#e89a3c' };
 const STORE_COLORS = { node: '#4c566a', redis: '#9b7fd1', pg: '#3c8d5a' };
 const STORE_LABELS = { node: 'Node', redis: 'Redis', pg: 'Postgres' };
 const FALLBACK = ['#6a51a3', '#31a354', '#636363', '#e6550d'];

@@ -35,7 +35,10 @@ const IMPLS = {
   'package-log-file': '@hyvve/event-publisher with `logLevel: \'info\'` and a logger writing JSON lines to a file',
   prisma: 'ioredis + Prisma 7 (platform reference)',
   pg: 'ioredis + pg (lean JS reference)',
+  'package-pgbouncer': '@hyvve/event-publisher through PgBouncer (transaction pooling, its default settings: default_pool_size 20) in front of the same Postgres',
 };
+// Implementations measured in some scenarios only (the others show "not run").
+const ONLY_IN = { 'package-pgbouncer': ['sequential', 'inflight64'] };
 const RUN_TIMEOUT_MS = 15 * 60 * 1000; // a run that takes longer is failed, so the bench ends
 const SOAK_TIMEOUT_MS = 90 * 60 * 1000;
 const OUT_DEFAULT = path.join(__dirname, 'RESULTS.md');
@@ -118,7 +121,8 @@ async function runOne(ctx, impl, scenario, stream, { timeoutMs = RUN_TIMEOUT_MS,
   try {
     let msg = expect(child, 'ready', 5 * 60 * 1000);
     child.send({
-      cmd: 'prepare', impl, scenario, stream, redisUrl: stores.redis.url, databaseUrl: stores.pg.url,
+      cmd: 'prepare', impl, scenario, stream, redisUrl: stores.redis.url,
+      databaseUrl: impl === 'package-pgbouncer' ? ctx.pgbouncer.url(stores.pg.database, '') : stores.pg.url,
       warmup: ctx.warmup,
     });
     await msg;
@@ -275,6 +279,18 @@ async function benchmark(opts, ctx) {
     console.log('*** Build it at the repo root (npm run build) to include it.\n');
     impls = impls.filter((i) => !i.startsWith('package'));
   }
+  if (impls.includes('package-pgbouncer')) {
+    const { startPgBouncer, pgbouncerMissing, version } = require('../__test__/support/pgbouncer');
+    const missing = pgbouncerMissing();
+    if (missing) {
+      console.log(`\n*** Skipping package-pgbouncer: ${missing}\n`);
+      impls = impls.filter((i) => i !== 'package-pgbouncer');
+    } else {
+      ctx.pgbouncer = await startPgBouncer({ serverPort: ctx.stores.pg.port, mode: 'transaction', poolSize: 20, user: ctx.stores.pg.user });
+      ctx.pgbouncerVersion = version();
+      console.log(`${ctx.pgbouncerVersion} on port ${ctx.pgbouncer.port}, transaction pooling`);
+    }
+  }
   const runTag = Date.now().toString(36);
   const results = [];
   const limitRuns = [];
@@ -290,6 +306,7 @@ async function benchmark(opts, ctx) {
       // Interleaved, and the order rotates each rep so no implementation always goes first.
       const order = impls.map((_, k) => impls[(k + rep - 1) % impls.length]);
       for (const impl of order) {
+        if (ONLY_IN[impl] && !ONLY_IN[impl].includes(s)) continue;
         const stream = `bench:${runTag}:${s}:${impl}:${rep}`;
         const row = { rep, scenario: s, impl };
         try {
@@ -481,7 +498,11 @@ async function main() {
     const ctx = { stores, admin, warmup: 200 };
     ctx.facts = machineFacts(stores, await pgSettings(admin));
     console.log(ctx.facts.map(([k, v]) => `${k}: ${v}`).join('\n'));
-    ok = opts.soak ? await soak(opts, ctx) : await benchmark(opts, ctx);
+    try {
+      ok = opts.soak ? await soak(opts, ctx) : await benchmark(opts, ctx);
+    } finally {
+      if (ctx.pgbouncer) await ctx.pgbouncer.destroy();
+    }
   } finally {
     admin.redis.disconnect();
     await admin.pg.end().catch(() => {});

@@ -22,6 +22,8 @@ const IMPLEMENTATIONS = {
       connect: (o) => EventPublisher.connect({ ...o, logLevel: 'info', logger: (e) => out.write(`${JSON.stringify(e)}\n`) }),
     };
   },
+  // The same package; run.js gives it a databaseUrl through PgBouncer.
+  'package-pgbouncer': () => require(path.join(__dirname, '..')).EventPublisher,
   prisma: () => require('./refs/prisma-publisher').EventPublisher,
   pg: () => require('./refs/pg-publisher').EventPublisher,
 };

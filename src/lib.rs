@@ -15,10 +15,12 @@ pub mod ids;
 pub mod logging;
 pub mod metadata_store;
 pub mod metrics;
+pub mod pkcs12;
 mod publish_log;
 pub mod publisher;
 pub mod reconcile;
 mod retry;
+pub mod sql_literal;
 pub mod stream_writer;
 pub mod validate;
 

@@ -128,9 +128,10 @@ impl Publisher {
             }
         )?;
         tracing::debug!(
-            "connected to Redis {} and Postgres {}",
+            "connected to Redis {} and Postgres {}; {}",
             cfg.redis.display,
-            cfg.database.display
+            cfg.database.display,
+            store.description()
         );
         let entry_ids = EntryIdClock::default();
         let reserve_ids = cfg.entry_ids == EntryIds::Reserved;
