@@ -91,8 +91,11 @@ pub struct DatabaseConfig {
     pub connect: PgConnectOptions,
     /// Pool size (`connection_limit`, default 10).
     pub pool_size: u32,
-    /// `pgbouncer=true` was given (the statements need nothing different: see `sql_literal`).
+    /// `pgbouncer=true` was given: no prepared statements (see `metadata_store`).
     pub pgbouncer: bool,
+    /// `statement_cache_size` (default 100): prepared statements kept per connection when
+    /// statements are prepared at all; 0 prepares none.
+    pub statement_cache_size: usize,
     /// The URL without its password, for messages.
     pub display: String,
     /// `connect_timeout`: the longest a new connection may take (still bounded by `timeoutMs`).
@@ -329,6 +332,7 @@ fn database_config(
     let mut pool_size = 10u32;
     let (mut connect_timeout, mut pool_timeout, mut socket_timeout) = (None, None, None);
     let mut ssl_mode: Option<String> = None;
+    let mut statement_cache_size = 100usize;
     let mut strict = false;
     let mut ca_file: Option<String> = None;
     let (mut identity, mut identity_password): (Option<String>, Option<String>) = (None, None);
@@ -354,10 +358,11 @@ fn database_config(
             "connect_timeout" => connect_timeout = seconds("connect_timeout", &v)?,
             "pool_timeout" => pool_timeout = seconds("pool_timeout", &v)?,
             "socket_timeout" => socket_timeout = seconds("socket_timeout", &v)?,
-            // Prisma's prepared-statement cache: the publisher prepares no statements.
+            // Prisma's prepared-statement cache per connection; 0: prepare nothing.
             "statement_cache_size" => {
-                v.parse::<u32>()
-                    .map_err(|_| bad("statement_cache_size", &v, "a non-negative integer"))?;
+                statement_cache_size = v
+                    .parse::<usize>()
+                    .map_err(|_| bad("statement_cache_size", &v, "a non-negative integer"))?
             }
             "sslmode" => match v.as_ref() {
                 "disable" | "prefer" | "require" | "verify-ca" | "verify-full" => {
@@ -431,7 +436,8 @@ fn database_config(
         // PgBouncer refuses startup parameters outside its ignore_startup_parameters list, and
         // extra_float_digits is one (the metadata table has no floating-point columns).
         .extra_float_digits(None)
-        // Statements are simple queries (see sql_literal): nothing to cache.
+        // The probe and pooler connections prepare nothing; a direct connection's pool gets the
+        // cache back when connect decides to prepare (metadata_store).
         .statement_cache_capacity(0);
     if let Some(ca) = ca_file {
         connect = connect.ssl_root_cert(ca);
@@ -456,6 +462,7 @@ fn database_config(
             connect,
             pool_size,
             pgbouncer,
+            statement_cache_size,
             display,
             connect_timeout,
             pool_timeout,
@@ -571,7 +578,8 @@ mod tests {
             ok("socket_timeout=7").socket_timeout,
             Some(Duration::from_secs(7))
         );
-        assert!(ok("statement_cache_size=0").socket_timeout.is_none());
+        assert_eq!(ok("statement_cache_size=0").statement_cache_size, 0);
+        assert_eq!(ok("").statement_cache_size, 100);
         assert_eq!(
             ok("application_name=svc").connect.get_application_name(),
             Some("svc")

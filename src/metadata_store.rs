@@ -143,9 +143,16 @@ async fn decide(
     cfg: &DatabaseConfig,
     timeout: Duration,
 ) -> Result<(bool, &'static str), PublishError> {
-    if cfg.pgbouncer {
+    if cfg.pgbouncer || cfg.statement_cache_size == 0 {
         probe(cfg, timeout).await?;
-        return Ok((false, "the URL says pgbouncer=true"));
+        return Ok((
+            false,
+            if cfg.pgbouncer {
+                "the URL says pgbouncer=true"
+            } else {
+                "the URL says statement_cache_size=0"
+            },
+        ));
     }
     let with_option = cfg.connect.clone().options([CUSTOM_PLANS]);
     let tried = bounded_connect(cfg, timeout, async {
@@ -225,7 +232,7 @@ impl MetadataStore {
             cfg.connect
                 .clone()
                 .options([CUSTOM_PLANS])
-                .statement_cache_capacity(100)
+                .statement_cache_capacity(cfg.statement_cache_size)
         } else {
             cfg.connect.clone()
         };
