@@ -12,14 +12,14 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** The native publisher; `index.js` wraps it as `EventPublisher`. */
 export declare class NativePublisher {
   /** Connects and verifies both stores. */
-  static connect(options?: NativeOptions | undefined | null, logger?: LoggerFn | undefined | null): Promise<NativePublisher>
+  static connect(options?: Record<string, unknown> | undefined | null, logger?: ((entry: LogEntry) => void) | undefined | null): Promise<NativePublisher>
   /** Registers the function called when finished publishes are ready to `drain()`. */
   listen(onReady: WakeFn): void
   /**
    * Starts publishing one event; its outcome arrives through `drain()` under `ticket`.
    * `data` is `JSON.stringify(data)`.
    */
-  submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null): void
+  submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null, traceContext?: string | undefined | null): void
   /**
    * Starts publishing events atomically; the outcome arrives through `drain()` under `ticket`,
    * the ids joined by `,` (ids are URL-safe, so never contain one).
@@ -28,7 +28,7 @@ export declare class NativePublisher {
   /** Takes every finished publish. */
   drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */
-  static migrate(options?: NativeOptions | undefined | null): Promise<boolean>
+  static migrate(options?: Record<string, unknown> | undefined | null): Promise<boolean>
   /** `{ redis, database, circuit }`. */
   health(): Promise<{ redis: boolean; database: boolean; circuit: string }>
   /**
@@ -36,6 +36,10 @@ export declare class NativePublisher {
    * does not hold their entry.
    */
   reconcile(olderThanMs: number, withinMs: number): Promise<{ examined: number; repaired: number; failed: number }>
+  /** The publisher's metrics in the Prometheus text format (see README "Observability"). */
+  metrics(): Promise<string>
+  /** The publisher's metrics as an object (`PublisherStats` in index.d.ts). */
+  stats(): PublisherStats
   /** Waits for in-flight publishes, then closes connections. */
   close(): Promise<void>
 }
@@ -75,37 +79,39 @@ export interface NativeEvent {
   correlationId?: string
   source?: string
   eventId?: string
+  /** `traceparent` [`\n` `tracestate`] (`traceContext: true` with an active span). */
+  traceContext?: string
 }
 
-/** Options as the JS wrapper passes them (see `PublisherOptions` in index.d.ts). */
-export interface NativeOptions {
-  redisUrl?: string
-  redisCaFile?: string
-  databaseUrl?: string
-  stream?: string
-  retentionMaxAgeMs?: number
-  retentionMaxLen?: number
-  source?: string
-  metadataTable?: string
-  maxPayloadBytes?: number
-  timeoutMs?: number
-  logLevel?: string
-  dedupWindowMs?: number
-  maxInFlight?: number
-  circuitThreshold?: number
-  circuitCooldownMs?: number
-  entryIds?: string
-  redisClusterNodes?: Array<string>
-  redisSentinel?: NativeSentinel
-  replicaAcks?: number
-  /** `process.env`'s values of the variables the publisher reads. */
-  env?: Record<string, string>
+/**
+ * One event as the publisher would write it: the stream entry's `event` field and the row's
+ * columns (for `@hyvve/event-publisher/testing`).
+ */
+export interface PreparedEntry {
+  /** The envelope JSON, byte for byte what the stream entry's `event` field would hold. */
+  envelope: string
+  /** The event id. */
+  eventId: string
+  /** Whether the caller chose the event id (then retries are deduplicated by it). */
+  callerEventId: boolean
+  /** The row's primary key. */
+  rowId: string
+  /** The event type. */
+  type: string
+  /** The source after defaulting. */
+  source: string
+  /** The tenant. */
+  tenantId: string
+  /** The correlation id after defaulting. */
+  correlationId: string
+  /** The envelope's timestamp, also the row's `created_at`. */
+  timestamp: string
 }
 
-/** `redisSentinel` as the JS wrapper passes it. */
-export interface NativeSentinel {
-  sentinels: Array<string>
-  name: string
-  password?: string
-  sentinelPassword?: string
-}
+/**
+ * Resolves `options` and prepares `events` with the publisher's own validation and envelope
+ * code, touching no store: the in-memory test publisher's core. `batch` prepares them as
+ * `publishBatch` does, otherwise as `publish` (one event). Store URLs are not needed
+ * (placeholders stand in for them when absent), the environment is not read.
+ */
+export declare function prepareEvents(options: Record<string, unknown> | undefined | null, events: Array<NativeEvent>, batch: boolean): Array<PreparedEntry>

@@ -49,8 +49,13 @@ export interface LogEntry {
   error?: string;
 }
 
-/** Log levels, from silent to verbose. */
-export type LogLevel = 'off' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+/**
+ * Log levels, from silent to verbose, or comma-separated `target=level` directives such as
+ * `'info,sqlx=debug'`: a bare level applies to this package's own records, the drivers' records
+ * (`sqlx`, `sqlx::query`) are off unless named. `'debug'` adds a record per group write with its
+ * duration, `'trace'` one per stage.
+ */
+export type LogLevel = 'off' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | (string & {});
 
 /** Options of {@link EventPublisher.connect}. Every field is optional. */
 export interface PublisherOptions {
@@ -86,8 +91,10 @@ export interface PublisherOptions {
    * failover may then lose entries the primary had acknowledged).
    */
   replicaAcks?: number;
-  /** Postgres URL; Prisma's `pgbouncer`, `schema`, `connection_limit` and `sslmode` parameters are understood. Default: `DATABASE_URL`. */
+  /** Postgres URL for publishing, with Prisma's parameters as Prisma means them (README, "Database URL parameters"); may point at PgBouncer in any pool mode. Default: `DATABASE_URL`. */
   databaseUrl?: string;
+  /** Postgres URL without a pooler, Prisma's `directUrl`: `migrate()` and `reconcile()` use it when given. Default: `DIRECT_URL`. */
+  directUrl?: string;
   /** Stream key. Default `'hyvve:events:main'`. */
   stream?: string;
   /** Trimming on every write: by age (default 30 days, `MINID ~`) or by length (`MAXLEN ~`). */
@@ -110,7 +117,7 @@ export interface PublisherOptions {
   circuitCooldownMs?: number;
   /** Receives structured log records instead of stderr. Errors it throws are ignored. */
   logger?: (entry: LogEntry) => void;
-  /** Default: env `EVENT_PUBLISHER_LOG`, else `'info'`. */
+  /** A level or directives (see {@link LogLevel}). Default: env `EVENT_PUBLISHER_LOG`, else `'info'`. */
   logLevel?: LogLevel;
   /**
    * How entry IDs are chosen. `'reserved'` (default): taken from the Redis clock before the row
@@ -119,6 +126,13 @@ export interface PublisherOptions {
    * row, then a second statement sets `stream_id`, like the platform's own publisher. See README.
    */
   entryIds?: 'reserved' | 'server';
+  /**
+   * With `@opentelemetry/api` installed and a span active, also write the W3C `traceparent` (and
+   * `tracestate`, if any) of the publish's `send <stream>` span as a second field pair after
+   * `event` in each stream entry, so a consumer can continue the trace. Default `false`: the
+   * entry has exactly one field pair (COMPAT.md §1). `fields[1]` is the event either way.
+   */
+  traceContext?: boolean;
 }
 
 /** What {@link EventPublisher.health} reports. */
@@ -136,6 +150,43 @@ export interface ReconcileResult {
   repaired: number;
   /** Rows with no entry: marked FAILED with last_error 'never published'. */
   failed: number;
+}
+
+/** A histogram's values: `counts[i]` counts values up to `bounds[i]`; the last count is above every bound. */
+export interface HistogramStats {
+  bounds: number[];
+  /** Per bucket (not cumulative), one more than `bounds`. */
+  counts: number[];
+  count: number;
+  sum: number;
+}
+
+/** What {@link EventPublisher.stats} reports (the same values as {@link EventPublisher.metrics}). */
+export interface PublisherStats {
+  /** `messaging.destination.name`. */
+  stream: string;
+  /** Messages written: `messaging.client.sent.messages` without `error.type`. */
+  sentMessages: number;
+  /** Messages that failed, by code (`error.type`); codes with none are left out. */
+  failedMessages: { code: ErrorCode; count: number }[];
+  /** `messaging.client.operation.duration` (seconds) of `publish` calls that were admitted. */
+  publishDuration: HistogramStats;
+  /** The same for `publishBatch`. */
+  publishBatchDuration: HistogramStats;
+  /** Events per group write. */
+  groupEvents: HistogramStats;
+  /** Each stage of a group write: its durations (seconds) and retries. */
+  stages: { stage: 'insert_rows' | 'wait_append_order' | 'append' | 'update_stream_id' | 'undo'; duration: HistogramStats; retries: number }[];
+  /** Events whose rows were deleted after a failed write. */
+  undoneEvents: number;
+  /** Entries that did not take their reserved ID (their row got a second statement). */
+  notReservedEntries: number;
+  /** Events admitted and not yet settled. */
+  inFlightEvents: number;
+  /** Circuit breaker: 0 closed, 1 half-open, 2 open. */
+  circuitState: 0 | 1 | 2;
+  /** Log records dropped because the logger's queue was full. */
+  droppedLogRecords: number;
 }
 
 /** Stable error codes. */
@@ -165,7 +216,7 @@ export declare class EventPublisher {
   /** Connects to both stores and verifies them, or rejects with a clear `EventPublisherError`. */
   static connect(options?: PublisherOptions): Promise<EventPublisher>;
   /** Creates the `event_metadata` table (Prisma's DDL) if it does not exist. Resolves to whether it created it. */
-  static migrate(options?: Pick<PublisherOptions, 'databaseUrl' | 'timeoutMs'>): Promise<boolean>;
+  static migrate(options?: Pick<PublisherOptions, 'databaseUrl' | 'directUrl' | 'timeoutMs'>): Promise<boolean>;
   /** Publishes one event; resolves to its event id once the row and the entry are both written. */
   publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): Promise<string>;
   /**
@@ -183,6 +234,13 @@ export declare class EventPublisher {
    * `stream_id` does not hold their entry.
    */
   reconcile(options?: { olderThanMs?: number; withinMs?: number }): Promise<ReconcileResult>;
+  /**
+   * The publisher's metrics in the Prometheus text format (`messaging_client_sent_messages_total`,
+   * `messaging_client_operation_duration_seconds_bucket`, …; see README "Observability").
+   */
+  metrics(): Promise<string>;
+  /** The publisher's metrics now, as an object. */
+  stats(): PublisherStats;
   /** Waits for in-flight publishes, then closes connections. Later calls reject with `ERR_CLOSED`. */
   close(): Promise<void>;
 }

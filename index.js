@@ -6,6 +6,16 @@
 const { NativePublisher } = require('./binding.js');
 const { EventTypes } = require('./lib/event-types.js');
 
+// @opentelemetry/api is an optional peer: without it (or without an active span) publishing
+// costs one check more.
+let otel = null;
+try {
+  otel = require('@opentelemetry/api');
+} catch {
+  // not installed
+}
+const VERSION = require('./package.json').version;
+
 /** Every rejection of this package: `code` is stable, `message` names the cause. */
 class EventPublisherError extends Error {
   constructor(code, message, options) {
@@ -120,10 +130,10 @@ function nativeEvent(type, data, context, prefix) {
 }
 
 const OPTION_KEYS = new Set([
-  'redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'retention', 'source', 'metadataTable',
+  'redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'retention', 'source', 'metadataTable',
   'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold',
-  'circuitCooldownMs', 'logger', 'logLevel', 'entryIds', 'redisClusterNodes', 'redisSentinel',
-  'replicaAcks',
+  'circuitCooldownMs', 'logger', 'logLevel', 'entryIds', 'traceContext', 'redisClusterNodes',
+  'redisSentinel', 'replicaAcks',
 ]);
 
 function configError(message) {
@@ -133,7 +143,7 @@ function configError(message) {
 // Read in JS: test runners (jest) give each file its own process.env, invisible to native code.
 const ENV_VARS = [
   'REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'REDIS_CLUSTER_NODES', 'DATABASE_URL',
-  'EVENT_PUBLISHER_LOG', 'EVENT_PUBLISHER_REPLICA_ACKS',
+  'DIRECT_URL', 'EVENT_PUBLISHER_LOG', 'EVENT_PUBLISHER_REPLICA_ACKS',
 ];
 
 function envSnapshot() {
@@ -161,7 +171,7 @@ function nativeOptions(options) {
     if (typeof v !== 'number') throw configError(`${name} must be a number, got ${describe(v)}`);
     out[to] = v;
   };
-  ['redisUrl', 'redisCaFile', 'databaseUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
+  ['redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
   ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold', 'circuitCooldownMs', 'replicaAcks'].forEach((k) => num(k));
   const strings = (v, name) => {
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw configError(`${name} must be an array of strings, got ${describe(v)}`);
@@ -177,18 +187,18 @@ function nativeOptions(options) {
     for (const k of ['password', 'sentinelPassword']) {
       if (s[k] !== undefined && s[k] !== null && typeof s[k] !== 'string') throw configError(`redisSentinel.${k} must be a string`);
     }
-    out.redisSentinel = {
-      sentinels: strings(s.sentinels, 'redisSentinel.sentinels'),
-      name: s.name,
-      password: s.password == null ? undefined : s.password,
-      sentinelPassword: s.sentinelPassword == null ? undefined : s.sentinelPassword,
-    };
+    out.redisSentinel = { sentinels: strings(s.sentinels, 'redisSentinel.sentinels'), name: s.name };
+    if (s.password != null) out.redisSentinel.password = s.password;
+    if (s.sentinelPassword != null) out.redisSentinel.sentinelPassword = s.sentinelPassword;
   }
   const r = options.retention;
   if (r !== undefined && r !== null) {
     if (typeof r !== 'object') throw configError(`retention must be an object, got ${describe(r)}`);
     num('maxAgeMs', r, 'retention.maxAgeMs', 'retentionMaxAgeMs');
     num('maxLen', r, 'retention.maxLen', 'retentionMaxLen');
+  }
+  if (options.traceContext !== undefined && options.traceContext !== null && typeof options.traceContext !== 'boolean') {
+    throw configError(`traceContext must be a boolean, got ${describe(options.traceContext)}`);
   }
   if (options.logger !== undefined && options.logger !== null && typeof options.logger !== 'function') {
     throw configError(`logger must be a function, got ${describe(options.logger)}`);
@@ -210,6 +220,32 @@ function safeLogger(logger) {
 
 const noop = () => {};
 
+/** `traceparent` [newline `tracestate`] of `span`, for the entry's second field pair. */
+function traceField(span) {
+  const c = span.spanContext();
+  if (!otel.isSpanContextValid(c)) return undefined;
+  const parent = `00-${c.traceId}-${c.spanId}-${(c.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+  const state = c.traceState && c.traceState.serialize();
+  return state ? `${parent}\n${state}` : parent;
+}
+
+/** Ends `span` when `done` settles: `messaging.message.id` on success, `error.type` on failure. */
+function endSpan(span, done, batch) {
+  return done.then(
+    (value) => {
+      if (!batch) span.setAttribute('messaging.message.id', value);
+      span.end();
+      return value;
+    },
+    (err) => {
+      span.setAttribute('error.type', (err && err.code) || 'ERR_INTERNAL');
+      span.setStatus({ code: otel.SpanStatusCode.ERROR, message: err && err.message });
+      span.end();
+      throw err;
+    },
+  );
+}
+
 /** Publishes events to the Redis stream and the event_metadata table. */
 class EventPublisher {
   #native;
@@ -220,13 +256,17 @@ class EventPublisher {
   // A ref'd timer keeps the process alive while publishes are pending, and only then.
   #keepAlive = null;
   #closed = false;
+  #stream;
+  #traceContext;
 
   /** @private Use EventPublisher.connect(). */
-  constructor(native) {
+  constructor(native, traceContext = false) {
     if (!(native instanceof NativePublisher)) {
       throw new TypeError('use EventPublisher.connect(options) to create a publisher');
     }
     this.#native = native;
+    this.#stream = native.stats().stream;
+    this.#traceContext = traceContext === true;
     native.listen(() => this.#settle());
   }
 
@@ -247,7 +287,7 @@ class EventPublisher {
   static async connect(options) {
     const opts = nativeOptions(options);
     const native = await NativePublisher.connect(opts, safeLogger(options && options.logger)).catch(rethrow);
-    return new EventPublisher(native);
+    return new EventPublisher(native, Boolean(options && options.traceContext));
   }
 
   /** Creates the event_metadata table if it does not exist; resolves to whether it did. */
@@ -264,9 +304,30 @@ class EventPublisher {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#start(false, (ticket) =>
-      this.#native.submit(ticket, e.type, e.data, e.tenantId, e.userId, e.correlationId, e.source, e.eventId),
+    const span = this.#span(false, 1);
+    const trace = span && this.#traceContext ? traceField(span) : undefined;
+    const done = this.#start(false, (ticket) =>
+      this.#native.submit(ticket, e.type, e.data, e.tenantId, e.userId, e.correlationId, e.source, e.eventId, trace),
     );
+    return span ? endSpan(span, done, false) : done;
+  }
+
+  /**
+   * A `send <stream>` PRODUCER span, child of the active span (none without an active span or
+   * without @opentelemetry/api). Attributes per the OpenTelemetry messaging conventions.
+   */
+  #span(batch, count) {
+    if (!otel || !otel.trace.getActiveSpan()) return null;
+    const attributes = {
+      'messaging.system': 'redis',
+      'messaging.destination.name': this.#stream,
+      'messaging.operation.name': 'send',
+      'messaging.operation.type': 'send',
+    };
+    if (batch) attributes['messaging.batch.message_count'] = count;
+    return otel.trace
+      .getTracer('@hyvve/event-publisher', VERSION)
+      .startSpan(`send ${this.#stream}`, { kind: otel.SpanKind.PRODUCER, attributes });
   }
 
   /** Hands a publish to the addon under a new ticket; its promise settles in `#settle`. */
@@ -305,7 +366,13 @@ class EventPublisher {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#start(true, (ticket) => this.#native.submitBatch(ticket, batch));
+    const span = batch.length > 0 ? this.#span(true, batch.length) : null;
+    if (span && this.#traceContext) {
+      const trace = traceField(span);
+      for (const ev of batch) ev.traceContext = trace;
+    }
+    const done = this.#start(true, (ticket) => this.#native.submitBatch(ticket, batch));
+    return span ? endSpan(span, done, true) : done;
   }
 
   /** Whether each store answers now, and the circuit breaker's state. */
@@ -326,6 +393,16 @@ class EventPublisher {
     return this.#native.reconcile(olderThanMs, withinMs).catch(rethrow);
   }
 
+  /** The publisher's metrics in the Prometheus text format. */
+  metrics() {
+    return this.#native.metrics().catch(rethrow);
+  }
+
+  /** The publisher's metrics now, as an object. */
+  stats() {
+    return this.#native.stats();
+  }
+
   /** Waits for in-flight publishes, then closes connections. */
   close() {
     this.#closed = true;
@@ -334,3 +411,8 @@ class EventPublisher {
 }
 
 module.exports = { EventPublisher, EventPublisherError, EventTypes };
+// For `@hyvve/event-publisher/testing` (same argument checks and error conversion as the real
+// publisher); not enumerable, not part of the public API.
+Object.defineProperty(module.exports, '_internals', {
+  value: Object.freeze({ nativeEvent, nativeOptions, fromNative, invalid, guarded, describe }),
+});

@@ -5,8 +5,10 @@
 //   node run.js                 full run: 4 scenarios x implementations x 3 reps, + limits
 //   node run.js --quick         same at 1/10 of the counts (harness check, figures are rough)
 //   node run.js --soak          1,000,000 events at 64 in flight with the package, RSS every 100k
-// Options: --reps N, --scale F, --impl package,prisma,pg, --scenario sequential,inflight64,...,
-//          --no-limits, --events N (soak), --out FILE (default RESULTS.md beside this file).
+// Options: --reps N, --scale F, --impl package,package-server,package-log-file,prisma,pg,
+//          --scenario sequential,inflight64,..., --no-limits, --events N (soak), --out FILE
+//          (default RESULTS.md beside this file; the chart goes beside it as RESULTS.svg, drawn
+//          by chart.js from the medians saved in RESULTS.json).
 // Env: BENCH_SHARED_STORES=1 uses the shared Redis/Postgres instead of private ones;
 //      BENCH_TMPDIR puts the private stores' files elsewhere than the OS temp dir.
 
@@ -19,6 +21,7 @@ const Redis = require('ioredis');
 const { startStores, postgresCpuSeconds, redisCpuSeconds, commandLine } = require('./stores');
 const { verify } = require('./check');
 const { measureLimits, EVENT, PGBENCH_SCRIPT, UNNEST_SQL } = require('./limits');
+const { writeChart } = require('./chart');
 
 const SCENARIOS = {
   sequential: { label: 'sequential publish', mode: 'publish', concurrency: 1, n: 3000 },
@@ -29,9 +32,13 @@ const SCENARIOS = {
 const IMPLS = {
   package: '@hyvve/event-publisher (default: entry IDs reserved, one statement per group)',
   'package-server': "@hyvve/event-publisher with `entryIds: 'server'` (XADD *, then a second statement sets stream_id)",
+  'package-log-file': '@hyvve/event-publisher with `logLevel: \'info\'` and a logger writing JSON lines to a file',
   prisma: 'ioredis + Prisma 7 (platform reference)',
   pg: 'ioredis + pg (lean JS reference)',
+  'package-pgbouncer': '@hyvve/event-publisher through PgBouncer (transaction pooling, its default settings: default_pool_size 20) in front of the same Postgres',
 };
+// Implementations measured in some scenarios only (the others show "not run").
+const ONLY_IN = { 'package-pgbouncer': ['sequential', 'inflight64'] };
 const RUN_TIMEOUT_MS = 15 * 60 * 1000; // a run that takes longer is failed, so the bench ends
 const SOAK_TIMEOUT_MS = 90 * 60 * 1000;
 const OUT_DEFAULT = path.join(__dirname, 'RESULTS.md');
@@ -114,7 +121,8 @@ async function runOne(ctx, impl, scenario, stream, { timeoutMs = RUN_TIMEOUT_MS,
   try {
     let msg = expect(child, 'ready', 5 * 60 * 1000);
     child.send({
-      cmd: 'prepare', impl, scenario, stream, redisUrl: stores.redis.url, databaseUrl: stores.pg.url,
+      cmd: 'prepare', impl, scenario, stream, redisUrl: stores.redis.url,
+      databaseUrl: impl === 'package-pgbouncer' ? ctx.pgbouncer.url(stores.pg.database, '') : stores.pg.url,
       warmup: ctx.warmup,
     });
     await msg;
@@ -264,11 +272,24 @@ function commandsRun(stores, limitRuns) {
 async function benchmark(opts, ctx) {
   const scenarios = opts.scenario || Object.keys(SCENARIOS);
   const pkgError = packageLoadError();
-  let impls = opts.impl || Object.keys(IMPLS);
+  // `package-log-file` (logging cost) runs only when named: --impl package,package-log-file.
+  let impls = opts.impl || Object.keys(IMPLS).filter((k) => k !== 'package-log-file');
   if (pkgError && impls.some((i) => i.startsWith('package'))) {
     console.log(`\n*** Skipping @hyvve/event-publisher: require('..') failed: ${pkgError}`);
     console.log('*** Build it at the repo root (npm run build) to include it.\n');
     impls = impls.filter((i) => !i.startsWith('package'));
+  }
+  if (impls.includes('package-pgbouncer')) {
+    const { startPgBouncer, pgbouncerMissing, version } = require('../__test__/support/pgbouncer');
+    const missing = pgbouncerMissing();
+    if (missing) {
+      console.log(`\n*** Skipping package-pgbouncer: ${missing}\n`);
+      impls = impls.filter((i) => i !== 'package-pgbouncer');
+    } else {
+      ctx.pgbouncer = await startPgBouncer({ serverPort: ctx.stores.pg.port, mode: 'transaction', poolSize: 20, user: ctx.stores.pg.user });
+      ctx.pgbouncerVersion = version();
+      console.log(`${ctx.pgbouncerVersion} on port ${ctx.pgbouncer.port}, transaction pooling`);
+    }
   }
   const runTag = Date.now().toString(36);
   const results = [];
@@ -285,6 +306,7 @@ async function benchmark(opts, ctx) {
       // Interleaved, and the order rotates each rep so no implementation always goes first.
       const order = impls.map((_, k) => impls[(k + rep - 1) % impls.length]);
       for (const impl of order) {
+        if (ONLY_IN[impl] && !ONLY_IN[impl].includes(s)) continue;
         const stream = `bench:${runTag}:${s}:${impl}:${rep}`;
         const row = { rep, scenario: s, impl };
         try {
@@ -328,6 +350,8 @@ each repetition), each in a fresh Node process after a warm-up, on a fresh strea
 CHECKPOINT. Counts: ${counts}. Every run ends with the correctness check (stream length and row count equal the events
 published; every entry's row has its stream_id, type, source, tenant and correlation id); a failed run is left out of
 the medians and shown as failed.
+
+![Events/s per scenario and implementation; CPU per event of Node, Redis and Postgres](${path.basename(opts.out).replace(/\.md$/, '')}.svg)
 
 ${pkgError ? `**@hyvve/event-publisher was not measured**: \`require('..')\` failed (${pkgError}). Build it with \`npm run build\` at the repo root and run again.\n\n` : ''}${table}
 
@@ -380,6 +404,14 @@ The unnest insert (1,000 rows of text arrays per statement, each its own commit)
 ${UNNEST_SQL}
 \`\`\`
 `;
+  // The chart (and its data) beside the results file, from the same medians as the table.
+  const chartRows = scenarios.flatMap((s) => impls.map((impl) => {
+    const good = results.filter((r) => r.scenario === s && r.impl === impl && r.ok);
+    const m = (k) => (good.length ? median(good.map((r) => r[k])) : null);
+    return { scenario: SCENARIOS[s].label, impl, eventsPerSec: m('eventsPerSec'), nodeCpu: m('nodeCpuUsPerEvent'), redisCpu: m('redisCpuUsPerEvent'), pgCpu: m('pgCpuUsPerEvent') };
+  }));
+  const commit = (ctx.facts.find(([k]) => k === 'repo commit') || [])[1];
+  writeChart(opts.out, { rows: chartRows, generated: new Date().toISOString(), commit });
   // Keep the soak section of an earlier --soak run.
   const old = fs.existsSync(opts.out) ? fs.readFileSync(opts.out, 'utf8') : '';
   const i = old.indexOf(SOAK_BEGIN);
@@ -466,7 +498,11 @@ async function main() {
     const ctx = { stores, admin, warmup: 200 };
     ctx.facts = machineFacts(stores, await pgSettings(admin));
     console.log(ctx.facts.map(([k, v]) => `${k}: ${v}`).join('\n'));
-    ok = opts.soak ? await soak(opts, ctx) : await benchmark(opts, ctx);
+    try {
+      ok = opts.soak ? await soak(opts, ctx) : await benchmark(opts, ctx);
+    } finally {
+      if (ctx.pgbouncer) await ctx.pgbouncer.destroy();
+    }
   } finally {
     admin.redis.disconnect();
     await admin.pg.end().catch(() => {});

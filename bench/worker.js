@@ -11,6 +11,19 @@ const IMPLEMENTATIONS = {
     const { EventPublisher } = require(path.join(__dirname, '..'));
     return { connect: (o) => EventPublisher.connect({ ...o, entryIds: 'server' }) };
   },
+  // Logging cost (issue 9): `info` records to a file through the `logger` callback, one JSON
+  // line per event, as an application would write them.
+  'package-log-file': () => {
+    const { EventPublisher } = require(path.join(__dirname, '..'));
+    const file = path.join(require('node:os').tmpdir(), `bench-log-${process.pid}.jsonl`);
+    const out = require('node:fs').createWriteStream(file);
+    process.once('exit', () => require('node:fs').rmSync(file, { force: true }));
+    return {
+      connect: (o) => EventPublisher.connect({ ...o, logLevel: 'info', logger: (e) => out.write(`${JSON.stringify(e)}\n`) }),
+    };
+  },
+  // The same package; run.js gives it a databaseUrl through PgBouncer.
+  'package-pgbouncer': () => require(path.join(__dirname, '..')).EventPublisher,
   prisma: () => require('./refs/prisma-publisher').EventPublisher,
   pg: () => require('./refs/pg-publisher').EventPublisher,
 };

@@ -1,27 +1,19 @@
 #!/usr/bin/env node
 'use strict';
-// `npx hyvve-event-publisher migrate [--database-url URL]`: creates the event_metadata table
-// (the platform's Prisma DDL) in a database that does not have it yet. Never alters a table.
+// `npx hyvve-event-publisher <publish|tail|stats|reconcile|migrate> [options]`: the operator's
+// CLI (lib/cli.js). `--help` lists the commands; exit codes 0 ok, 1 failure, 2 usage error.
 
-const { EventPublisher } = require('..');
+const { main } = require('../lib/cli.js');
 
-async function main(argv) {
-  const [command, ...rest] = argv;
-  if (command !== 'migrate') {
-    console.error('usage: hyvve-event-publisher migrate [--database-url URL]   (default: DATABASE_URL)');
-    return 2;
-  }
-  const i = rest.indexOf('--database-url');
-  const databaseUrl = i >= 0 ? rest[i + 1] : undefined;
-  const created = await EventPublisher.migrate(databaseUrl ? { databaseUrl } : {});
-  console.log(created ? 'created the event_metadata table' : 'event_metadata already exists: left unchanged');
-  return 0;
-}
+const controller = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => controller.abort());
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+main(process.argv.slice(2), { signal: controller.signal }).then(
+  (code) => {
+    process.exitCode = code;
+  },
   (err) => {
-    console.error(`${err.code || 'ERROR'}: ${err.message}`);
-    process.exit(1);
+    console.error(`ERR_INTERNAL: ${err && err.stack ? err.stack : err}`);
+    process.exitCode = 1;
   },
 );

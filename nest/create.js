@@ -13,8 +13,20 @@ const NEST_ONLY_KEYS = ['isGlobal', 'startDegraded', 'reconnectIntervalMs', 'max
 /** What a Nest `Logger` method is called for each level of a core `LogEntry`. */
 const LOGGER_METHOD = { error: 'error', warn: 'warn', info: 'log', debug: 'debug', trace: 'verbose' };
 
+// The in-memory publisher behind EventPublisherModule.forTest().
+const { createTestPublisher, TestPublisher } = require('../testing/index.js');
+
+/** `@nestjs/terminus` if installed (an optional peer), else null. */
+function loadTerminus() {
+  try {
+    return require('@nestjs/terminus');
+  } catch {
+    return null;
+  }
+}
+
 function createNestBindings(common, core) {
-  const { Injectable, Inject, Optional, Module, Logger } = common;
+  const { Injectable, Inject, Optional, Module, Logger, ConfigurableModuleBuilder } = common;
   const { EventPublisher, EventPublisherError } = core;
 
   class EventPublisherService {
@@ -159,45 +171,106 @@ function createNestBindings(common, core) {
       this.logger[method](fields);
     }
   }
+  /** @private A service already backed by `publisher` (forTest): no connection, ready at once. */
+  Object.defineProperty(EventPublisherService, '_backedBy', {
+    value(publisher, options) {
+      const service = new EventPublisherService(options);
+      service._publisher = publisher;
+      service._state = 'ready';
+      return service;
+    },
+  });
   Injectable()(EventPublisherService);
+
+  /**
+   * A `@nestjs/terminus` health indicator (terminus is an optional peer, loaded only when a check
+   * runs): `isHealthy(key = 'eventPublisher')` is up when Redis and Postgres answer and the
+   * circuit is not open, and reports `redis`, `database`, `circuit` and `state` either way.
+   */
+  class EventPublisherHealthIndicator {
+    constructor(service) {
+      this.service = service;
+    }
+
+    async isHealthy(key = 'eventPublisher') {
+      let details;
+      try {
+        details = await this.service.health();
+      } catch (err) {
+        details = { redis: false, database: false, circuit: 'open', state: 'error', error: err && err.message };
+      }
+      const up = details.redis === true && details.database === true && details.circuit !== 'open' && details.state === 'ready';
+      const result = { [key]: { status: up ? 'up' : 'down', ...details } };
+      if (up) return result;
+      // terminus 11+ counts a returned 'down'; older versions only a thrown HealthCheckError.
+      const terminus = loadTerminus();
+      if (terminus && !terminus.HealthIndicatorService && terminus.HealthCheckError) {
+        throw new terminus.HealthCheckError('EventPublisher is unhealthy', result);
+      }
+      return result;
+    }
+  }
+  Injectable()(EventPublisherHealthIndicator);
+  Inject(EventPublisherService)(EventPublisherHealthIndicator, undefined, 0);
   Optional()(EventPublisherService, undefined, 0);
   Inject(EVENT_PUBLISHER_OPTIONS)(EventPublisherService, undefined, 0);
 
-  class EventPublisherModule {
+  // forRoot / forRootAsync ({ useFactory | useClass | useExisting }) and the isGlobal extra, made by
+  // Nest's own ConfigurableModuleBuilder; the options stay under EVENT_PUBLISHER_OPTIONS.
+  const { ConfigurableModuleClass } = new ConfigurableModuleBuilder({ optionsInjectionToken: EVENT_PUBLISHER_OPTIONS })
+    .setClassMethodName('forRoot')
+    .setFactoryMethodName('createEventPublisherOptions')
+    .setExtras({ isGlobal: false }, (definition, extras) => ({
+      ...definition,
+      global: Boolean(extras.isGlobal),
+      providers: [...(definition.providers || []), EventPublisherService, EventPublisherHealthIndicator],
+      exports: [EventPublisherService, EventPublisherHealthIndicator],
+    }))
+    .build();
+
+  class EventPublisherModule extends ConfigurableModuleClass {
     /** Registers `EventPublisherService` with the given options (each defaults from the environment). */
     static forRoot(options = {}) {
-      return EventPublisherModule._dynamic(options.isGlobal, [], {
-        provide: EVENT_PUBLISHER_OPTIONS,
-        useValue: options,
-      });
+      return super.forRoot(options || {});
     }
 
-    /** Registers `EventPublisherService` with options made by a factory (e.g. from `ConfigService`). */
+    /** Registers `EventPublisherService` with options from `useFactory`, `useClass` or `useExisting`. */
     static forRootAsync(asyncOptions) {
-      const { imports = [], inject = [], useFactory, isGlobal } = asyncOptions || {};
-      if (typeof useFactory !== 'function') {
-        throw new TypeError('EventPublisherModule.forRootAsync needs a useFactory function');
+      const o = asyncOptions || {};
+      if (typeof o.useFactory !== 'function' && !o.useClass && !o.useExisting) {
+        throw new TypeError('EventPublisherModule.forRootAsync needs a useFactory function, a useClass or a useExisting');
       }
-      return EventPublisherModule._dynamic(isGlobal, imports, {
-        provide: EVENT_PUBLISHER_OPTIONS,
-        useFactory: async (...args) => ({ ...((await useFactory(...args)) || {}) }),
-        inject,
-      });
+      return super.forRootAsync(o);
     }
 
-    static _dynamic(isGlobal, imports, optionsProvider) {
+    /**
+     * For unit tests: `EventPublisherService` backed by the in-memory publisher of
+     * `@hyvve/event-publisher/testing` (no Redis, no Postgres), which is also provided under
+     * its class `TestPublisher` so a spec can read `published()`.
+     */
+    static forTest(options = {}) {
+      const { isGlobal, ...publisherOptions } = options || {};
+      for (const key of NEST_ONLY_KEYS) delete publisherOptions[key];
       return {
         module: EventPublisherModule,
         global: Boolean(isGlobal),
-        imports,
-        providers: [optionsProvider, EventPublisherService],
-        exports: [EventPublisherService],
+        providers: [
+          { provide: EVENT_PUBLISHER_OPTIONS, useValue: publisherOptions },
+          { provide: TestPublisher, useFactory: () => createTestPublisher(publisherOptions) },
+          {
+            provide: EventPublisherService,
+            useFactory: (publisher) => EventPublisherService._backedBy(publisher, publisherOptions),
+            inject: [TestPublisher],
+          },
+          EventPublisherHealthIndicator,
+        ],
+        exports: [EventPublisherService, TestPublisher, EventPublisherHealthIndicator],
       };
     }
   }
   Module({})(EventPublisherModule);
 
-  return { EventPublisherModule, EventPublisherService, EVENT_PUBLISHER_OPTIONS };
+  return { EventPublisherModule, EventPublisherService, EventPublisherHealthIndicator, EVENT_PUBLISHER_OPTIONS };
 }
 
 module.exports = { createNestBindings, EVENT_PUBLISHER_OPTIONS };

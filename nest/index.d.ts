@@ -1,5 +1,5 @@
 // Typings of @hyvve/event-publisher/nest: the NestJS module and injectable service.
-import type { DynamicModule, InjectionToken, ModuleMetadata, OnModuleDestroy, OnModuleInit, OptionalFactoryDependency } from '@nestjs/common';
+import type { DynamicModule, InjectionToken, ModuleMetadata, OnModuleDestroy, OnModuleInit, OptionalFactoryDependency, Type } from '@nestjs/common';
 import type { BatchEvent, Health, PayloadOf, PublishContext, PublisherOptions } from '../index.js';
 
 /**
@@ -22,14 +22,32 @@ export interface EventPublisherModuleOptions extends PublisherOptions {
   maxReconnectIntervalMs?: number;
 }
 
-/** Options of {@link EventPublisherModule.forRootAsync}. */
+/** A class that makes the module options (`forRootAsync({ useClass })` / `({ useExisting })`). */
+export interface EventPublisherOptionsFactory {
+  createEventPublisherOptions(): Omit<EventPublisherModuleOptions, 'isGlobal'> | Promise<Omit<EventPublisherModuleOptions, 'isGlobal'>>;
+}
+
+/**
+ * Options of {@link EventPublisherModule.forRootAsync} (Nest's `ConfigurableModuleAsyncOptions`):
+ * exactly one of `useFactory`, `useClass` or `useExisting`.
+ */
 export interface EventPublisherModuleAsyncOptions {
-  /** Modules exporting the providers `inject` names (e.g. `ConfigModule`). */
+  /** Modules exporting the providers `inject` names (e.g. `ConfigModule`), or `useExisting`. */
   imports?: ModuleMetadata['imports'];
   /** Providers passed to `useFactory`, in order. */
   inject?: Array<InjectionToken | OptionalFactoryDependency>;
   /** Makes the options; `isGlobal` is read from these async options, not from the factory's result. */
-  useFactory: (...args: any[]) => Omit<EventPublisherModuleOptions, 'isGlobal'> | Promise<Omit<EventPublisherModuleOptions, 'isGlobal'>>;
+  useFactory?: (...args: any[]) => Omit<EventPublisherModuleOptions, 'isGlobal'> | Promise<Omit<EventPublisherModuleOptions, 'isGlobal'>>;
+  /** A class the module instantiates (with its own dependencies) and asks for the options. */
+  useClass?: Type<EventPublisherOptionsFactory>;
+  /** A provider of `EventPublisherOptionsFactory` that exists elsewhere (exported by a module in `imports`). */
+  useExisting?: Type<EventPublisherOptionsFactory>;
+  /** Register the module globally. */
+  isGlobal?: boolean;
+}
+
+/** Options of {@link EventPublisherModule.forTest}: the publisher options that shape events (`source`, `stream`, `maxPayloadBytes`), and `isGlobal`. */
+export interface EventPublisherTestModuleOptions extends PublisherOptions {
   /** Register the module globally. */
   isGlobal?: boolean;
 }
@@ -62,10 +80,31 @@ export declare class EventPublisherService implements OnModuleInit, OnModuleDest
   onModuleDestroy(): Promise<void>;
 }
 
-/** The NestJS module providing {@link EventPublisherService}. */
+/** What {@link EventPublisherHealthIndicator.isHealthy} returns: terminus' `HealthIndicatorResult` shape. */
+export type EventPublisherHealthResult<Key extends string = 'eventPublisher'> = {
+  [K in Key]: EventPublisherHealth & { status: 'up' | 'down'; error?: string };
+};
+
+/**
+ * A `@nestjs/terminus` health indicator (terminus is an optional peer): up when Redis and Postgres
+ * answer, the circuit is not open and the service is ready; reports `redis`, `database`, `circuit`
+ * and `state` either way. Provided and exported by {@link EventPublisherModule}.
+ */
+export declare class EventPublisherHealthIndicator {
+  constructor(service: EventPublisherService);
+  /** `{ [key]: { status: 'up' | 'down', redis, database, circuit, state } }` (key default `'eventPublisher'`). */
+  isHealthy<Key extends string = 'eventPublisher'>(key?: Key): Promise<EventPublisherHealthResult<Key>>;
+}
+
+/** The NestJS module providing {@link EventPublisherService} and {@link EventPublisherHealthIndicator}. */
 export declare class EventPublisherModule {
   /** Registers the service with these options (each defaults from the environment: `REDIS_URL`/`REDIS_HOST`…, `DATABASE_URL`). */
   static forRoot(options?: EventPublisherModuleOptions): DynamicModule;
-  /** Registers the service with options made by a factory (e.g. from `ConfigService`). */
+  /** Registers the service with options from `useFactory` (e.g. from `ConfigService`), `useClass` or `useExisting`. */
   static forRootAsync(options: EventPublisherModuleAsyncOptions): DynamicModule;
+  /**
+   * For unit tests: the service backed by the in-memory publisher of `@hyvve/event-publisher/testing`
+   * (no stores), also provided under its class `TestPublisher` (`moduleRef.get(TestPublisher).published()`).
+   */
+  static forTest(options?: EventPublisherTestModuleOptions): DynamicModule;
 }

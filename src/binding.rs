@@ -7,10 +7,11 @@ use std::sync::{Arc, OnceLock};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+use tracing::instrument::WithSubscriber;
 
 use crate::completions::Completions;
 use crate::config::{Config, Options};
-use crate::envelope::EventInput;
+use crate::envelope::{prepare_batch, EventInput, PreparedEvent};
 use crate::errors::PublishError;
 use crate::logging::{LogRecord, LogSink, StderrSink};
 use crate::publisher::Publisher;
@@ -20,74 +21,15 @@ fn to_napi(e: PublishError) -> Error {
     Error::new(Status::GenericFailure, format!("{}{}", prefix, e))
 }
 
-/// Options as the JS wrapper passes them (see `PublisherOptions` in index.d.ts).
-#[napi(object)]
-#[derive(Default)]
-pub struct NativeOptions {
-    pub redis_url: Option<String>,
-    pub redis_ca_file: Option<String>,
-    pub database_url: Option<String>,
-    pub stream: Option<String>,
-    pub retention_max_age_ms: Option<f64>,
-    pub retention_max_len: Option<f64>,
-    pub source: Option<String>,
-    pub metadata_table: Option<String>,
-    pub max_payload_bytes: Option<f64>,
-    pub timeout_ms: Option<f64>,
-    pub log_level: Option<String>,
-    pub dedup_window_ms: Option<f64>,
-    pub max_in_flight: Option<f64>,
-    pub circuit_threshold: Option<f64>,
-    pub circuit_cooldown_ms: Option<f64>,
-    pub entry_ids: Option<String>,
-    pub redis_cluster_nodes: Option<Vec<String>>,
-    pub redis_sentinel: Option<NativeSentinel>,
-    pub replica_acks: Option<f64>,
-    /// `process.env`'s values of the variables the publisher reads.
-    pub env: Option<std::collections::HashMap<String, String>>,
-}
-
-impl From<NativeOptions> for Options {
-    fn from(o: NativeOptions) -> Options {
-        Options {
-            redis_url: o.redis_url,
-            redis_ca_file: o.redis_ca_file,
-            database_url: o.database_url,
-            stream: o.stream,
-            retention_max_age_ms: o.retention_max_age_ms,
-            retention_max_len: o.retention_max_len,
-            source: o.source,
-            metadata_table: o.metadata_table,
-            max_payload_bytes: o.max_payload_bytes,
-            timeout_ms: o.timeout_ms,
-            log_level: o.log_level,
-            dedup_window_ms: o.dedup_window_ms,
-            max_in_flight: o.max_in_flight,
-            circuit_threshold: o.circuit_threshold,
-            circuit_cooldown_ms: o.circuit_cooldown_ms,
-            entry_ids: o.entry_ids,
-            redis_cluster_nodes: o.redis_cluster_nodes,
-            redis_sentinel: o
-                .redis_sentinel
-                .map(|s| crate::redis_topology::SentinelOptions {
-                    sentinels: s.sentinels,
-                    name: s.name,
-                    password: s.password,
-                    sentinel_password: s.sentinel_password,
-                }),
-            replica_acks: o.replica_acks,
-            env: o.env,
-        }
+/// Options as the JS wrapper passes them (`PublisherOptions` in index.d.ts, flattened by
+/// `nativeOptions` in index.js): deserialized straight into [`Options`], so the fields are listed
+/// once, in `config.rs`.
+fn options(value: Option<serde_json::Value>) -> std::result::Result<Options, PublishError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(Options::default()),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| PublishError::config(format!("invalid options: {e}"))),
     }
-}
-
-/// `redisSentinel` as the JS wrapper passes it.
-#[napi(object)]
-pub struct NativeSentinel {
-    pub sentinels: Vec<String>,
-    pub name: String,
-    pub password: Option<String>,
-    pub sentinel_password: Option<String>,
 }
 
 /// One event of a batch, with `data` already serialized by `JSON.stringify`.
@@ -101,6 +43,8 @@ pub struct NativeEvent {
     pub correlation_id: Option<String>,
     pub source: Option<String>,
     pub event_id: Option<String>,
+    /// `traceparent` [`\n` `tracestate`] (`traceContext: true` with an active span).
+    pub trace_context: Option<String>,
 }
 
 impl From<NativeEvent> for EventInput {
@@ -113,6 +57,7 @@ impl From<NativeEvent> for EventInput {
             correlation_id: e.correlation_id,
             source: e.source,
             event_id: e.event_id,
+            trace_context: e.trace_context,
         }
     }
 }
@@ -135,14 +80,17 @@ pub struct LogEntry {
     pub error: Option<String>,
 }
 
-/// Weak: a logger never keeps the process alive. Non-blocking calls: a slow logger never
-/// stalls publishing.
-type LoggerFn = ThreadsafeFunction<LogEntry, (), LogEntry, Status, false, true>;
+/// Records waiting for a slow `logger` past this are dropped (and counted), never waited for.
+const LOGGER_QUEUE: usize = 4096;
+
+/// Weak: a logger never keeps the process alive. Non-blocking calls into a bounded queue: a slow
+/// logger never stalls publishing.
+type LoggerFn = ThreadsafeFunction<LogEntry, (), LogEntry, Status, false, true, LOGGER_QUEUE>;
 
 struct CallbackSink(LoggerFn);
 
 impl LogSink for CallbackSink {
-    fn write(&self, r: LogRecord) {
+    fn write(&self, r: LogRecord) -> bool {
         let entry = LogEntry {
             level: r.level.to_string(),
             time: r.time,
@@ -154,16 +102,17 @@ impl LogSink for CallbackSink {
             stream_id: r.stream_id,
             count: r.count,
             event_ids: r.event_ids,
-            code: r.code.map(str::to_string),
+            code: r.code,
             error: r.error,
         };
-        self.0.call(entry, ThreadsafeFunctionCallMode::NonBlocking);
+        // `Closing` (the environment is going away) is no drop worth counting.
+        self.0.call(entry, ThreadsafeFunctionCallMode::NonBlocking) != Status::QueueFull
     }
 }
 
-fn resolve(options: Option<NativeOptions>) -> Result<Config> {
+fn resolve(value: Option<serde_json::Value>) -> Result<Config> {
     install_crypto();
-    Config::resolve(options.unwrap_or_default().into()).map_err(to_napi)
+    Config::resolve(options(value).map_err(to_napi)?).map_err(to_napi)
 }
 
 /// rustls needs one process-wide crypto provider; both drivers use ring. Installing is
@@ -200,9 +149,12 @@ pub struct NativePublisher {
 #[napi]
 impl NativePublisher {
     /// Connects and verifies both stores.
-    #[napi(catch_unwind)]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: Record<string, unknown> | undefined | null, logger?: ((entry: LogEntry) => void) | undefined | null"
+    )]
     pub async fn connect(
-        options: Option<NativeOptions>,
+        options: Option<serde_json::Value>,
         logger: Option<LoggerFn>,
     ) -> Result<NativePublisher> {
         let cfg = resolve(options)?;
@@ -239,6 +191,7 @@ impl NativePublisher {
         correlation_id: Option<String>,
         source: Option<String>,
         event_id: Option<String>,
+        trace_context: Option<String>,
     ) -> Result<()> {
         let admission = self.inner.admit(1).map_err(to_napi)?;
         let input = EventInput::from(NativeEvent {
@@ -249,6 +202,7 @@ impl NativePublisher {
             correlation_id,
             source,
             event_id,
+            trace_context,
         });
         let p = self.inner.clone();
         self.spawn_completion(
@@ -319,8 +273,11 @@ impl NativePublisher {
     }
 
     /// Creates the metadata table in an empty database; resolves to whether it did.
-    #[napi(catch_unwind)]
-    pub async fn migrate(options: Option<NativeOptions>) -> Result<bool> {
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: Record<string, unknown> | undefined | null"
+    )]
+    pub async fn migrate(options: Option<serde_json::Value>) -> Result<bool> {
         let cfg = resolve(options)?;
         Publisher::migrate(cfg).await.map_err(to_napi)
     }
@@ -345,6 +302,7 @@ impl NativePublisher {
         let r = self
             .inner
             .reconcile(older_than_ms.max(0.0) as u64, within_ms.max(0.0) as u64)
+            .with_subscriber(self.inner.dispatch().clone())
             .await
             .map_err(to_napi)?;
         Ok(
@@ -352,12 +310,101 @@ impl NativePublisher {
         )
     }
 
+    /// The publisher's metrics in the Prometheus text format (see README "Observability").
+    #[napi(catch_unwind)]
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(self.inner.stats().prometheus())
+    }
+
+    /// The publisher's metrics as an object (`PublisherStats` in index.d.ts).
+    #[napi(ts_return_type = "PublisherStats")]
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self.inner.stats())
+            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))
+    }
+
     /// Waits for in-flight publishes, then closes connections.
     #[napi(catch_unwind)]
     pub async fn close(&self) -> Result<()> {
-        self.inner.close().await;
+        self.inner
+            .close()
+            .with_subscriber(self.inner.dispatch().clone())
+            .await;
         Ok(())
     }
+}
+
+/// One event as the publisher would write it: the stream entry's `event` field and the row's
+/// columns (for `@hyvve/event-publisher/testing`).
+#[napi(object)]
+// Only JS calls it: a `cargo test` build (no napi registration) sees no user.
+#[cfg_attr(test, allow(dead_code))]
+pub struct PreparedEntry {
+    /// The envelope JSON, byte for byte what the stream entry's `event` field would hold.
+    pub envelope: String,
+    /// The event id.
+    pub event_id: String,
+    /// Whether the caller chose the event id (then retries are deduplicated by it).
+    pub caller_event_id: bool,
+    /// The row's primary key.
+    pub row_id: String,
+    /// The event type.
+    #[napi(js_name = "type")]
+    pub event_type: String,
+    /// The source after defaulting.
+    pub source: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The correlation id after defaulting.
+    pub correlation_id: String,
+    /// The envelope's timestamp, also the row's `created_at`.
+    pub timestamp: String,
+}
+
+/// Resolves `options` and prepares `events` with the publisher's own validation and envelope
+/// code, touching no store: the in-memory test publisher's core. `batch` prepares them as
+/// `publishBatch` does, otherwise as `publish` (one event). Store URLs are not needed
+/// (placeholders stand in for them when absent), the environment is not read.
+#[napi(
+    ts_args_type = "options: Record<string, unknown> | undefined | null, events: Array<NativeEvent>, batch: boolean"
+)]
+#[cfg_attr(test, allow(dead_code))]
+pub fn prepare_events(
+    options: Option<serde_json::Value>,
+    events: Vec<NativeEvent>,
+    batch: bool,
+) -> Result<Vec<PreparedEntry>> {
+    let mut o = self::options(options).map_err(to_napi)?;
+    o.env = None;
+    o.redis_url
+        .get_or_insert_with(|| "redis://127.0.0.1:6379".into());
+    o.database_url
+        .get_or_insert_with(|| "postgres://127.0.0.1:5432/test".into());
+    let cfg = Config::resolve(o).map_err(to_napi)?;
+    let inputs = events.into_iter().map(EventInput::from).collect();
+    let prepared = if batch {
+        prepare_batch(inputs, &cfg.source, cfg.max_payload_bytes)
+    } else {
+        inputs
+            .into_iter()
+            .map(|i| PreparedEvent::prepare(i, &cfg.source, cfg.max_payload_bytes))
+            .collect()
+    }
+    .map_err(to_napi)?;
+    Ok(prepared
+        .into_iter()
+        .map(|e| PreparedEntry {
+            envelope: e.json,
+            event_id: e.event_id,
+            caller_event_id: e.caller_event_id,
+            row_id: e.row_id,
+            event_type: e.event_type,
+            source: e.source,
+            tenant_id: e.tenant_id,
+            correlation_id: e.correlation_id,
+            timestamp: e.timestamp,
+        })
+        .collect())
 }
 
 /// `EVENT_PUBLISHER_THREADS=n` sets the Tokio worker threads; unset keeps napi's default (one per

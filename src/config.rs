@@ -9,7 +9,6 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::postgres::PgSslMode;
 
 use crate::errors::{redact, PublishError};
-use crate::logging::Level;
 
 /// The default stream key (the platform's main stream).
 pub const DEFAULT_STREAM: &str = "hyvve:events:main";
@@ -19,13 +18,18 @@ pub const DEFAULT_TABLE: &str = "event_metadata";
 pub const DEFAULT_MAX_AGE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// What the caller may set; every field is optional and falls back to the environment or a
-/// default. Mirrors `PublisherOptions` in `index.d.ts`.
-#[derive(Debug, Clone, Default)]
+/// default. Mirrors `PublisherOptions` in `index.d.ts` (flattened: `retention.maxAgeMs` is
+/// `retentionMaxAgeMs`); the binding deserializes the JS object into it by these names, in
+/// camelCase. Unknown names are refused there (index.js names the option first).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Options {
     /// `redis://` or `rediss://` URL.
     pub redis_url: Option<String>,
     /// Postgres URL, Prisma parameters allowed.
     pub database_url: Option<String>,
+    /// Postgres URL for sessions (migrate, reconcile), Prisma's `directUrl`; default `DIRECT_URL`.
+    pub direct_url: Option<String>,
     /// Stream key.
     pub stream: Option<String>,
     /// Retention by age (ms) ...
@@ -40,7 +44,8 @@ pub struct Options {
     pub max_payload_bytes: Option<f64>,
     /// Every publish settles within this.
     pub timeout_ms: Option<f64>,
-    /// `off`, `error`, `warn`, `info`, `debug`, `trace`.
+    /// A level (`off`, `error`, `warn`, `info`, `debug`, `trace`) or directives like
+    /// `info,sqlx=debug` (see [`crate::logging::parse_filter`]).
     pub log_level: Option<String>,
     /// How long a caller-supplied `eventId` is remembered in Redis for deduplication.
     pub dedup_window_ms: Option<f64>,
@@ -92,10 +97,21 @@ pub struct DatabaseConfig {
     pub connect: PgConnectOptions,
     /// Pool size (`connection_limit`, default 10).
     pub pool_size: u32,
-    /// `pgbouncer=true`: no named server-side prepared statements.
+    /// `pgbouncer=true` was given: no prepared statements (see `metadata_store`).
     pub pgbouncer: bool,
+    /// `statement_cache_size` (default 100): prepared statements kept per connection when
+    /// statements are prepared at all; 0 prepares none.
+    pub statement_cache_size: usize,
     /// The URL without its password, for messages.
     pub display: String,
+    /// `connect_timeout`: the longest a new connection may take (still bounded by `timeoutMs`).
+    pub connect_timeout: Option<Duration>,
+    /// `pool_timeout`: the longest a statement waits for a pooled connection (bounded likewise).
+    pub pool_timeout: Option<Duration>,
+    /// `socket_timeout`: the longest one statement may take (bounded likewise).
+    pub socket_timeout: Option<Duration>,
+    /// `directUrl` / `DIRECT_URL`: where migrate() and reconcile() go instead (no pooler).
+    pub direct: Option<Box<DatabaseConfig>>,
 }
 
 /// Where and how to reach Redis.
@@ -136,8 +152,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     /// Time budget for one publish.
     pub timeout: Duration,
-    /// Log filter.
-    pub log_level: Level,
+    /// Log filter (per target).
+    pub log_filter: tracing_subscriber::filter::Targets,
     /// Deduplication window for caller-supplied ids.
     pub dedup_window_ms: u64,
     /// Queue bound.
@@ -206,7 +222,12 @@ impl Config {
             .ok_or_else(|| {
                 PublishError::config("no database URL: pass databaseUrl or set DATABASE_URL")
             })?;
-        let (database, schema) = database_config(&database_url)?;
+        let (mut database, schema) = database_config(&database_url, "databaseUrl")?;
+        if let Some(direct) = o.direct_url.or_else(|| env("DIRECT_URL")) {
+            // The table (and its schema) come from databaseUrl; directUrl says only where.
+            let (direct, _) = database_config(&direct, "directUrl")?;
+            database.direct = Some(Box::new(direct));
+        }
         let stream = o.stream.unwrap_or_else(|| DEFAULT_STREAM.to_string());
         validate_stream(&stream)?;
         let retention = match (o.retention_max_age_ms, o.retention_max_len) {
@@ -228,14 +249,12 @@ impl Config {
             o.metadata_table.as_deref().unwrap_or(DEFAULT_TABLE),
             schema.as_deref(),
         )?;
-        let log_level = match o.log_level.or_else(|| env("EVENT_PUBLISHER_LOG")) {
-            None => Level::Info,
-            Some(l) => Level::parse(&l).ok_or_else(|| {
-                PublishError::config(format!(
-                    "logLevel must be one of off, error, warn, info, debug, trace; got '{l}'"
-                ))
-            })?,
-        };
+        let log_filter = crate::logging::parse_filter(
+            &o.log_level
+                .or_else(|| env("EVENT_PUBLISHER_LOG"))
+                .unwrap_or_else(|| "info".to_string()),
+        )
+        .map_err(PublishError::config)?;
         Ok(Config {
             redis,
             database,
@@ -246,7 +265,7 @@ impl Config {
             max_payload_bytes: positive_int("maxPayloadBytes", o.max_payload_bytes, 1 << 20)?
                 as usize,
             timeout: Duration::from_millis(positive_int("timeoutMs", o.timeout_ms, 5000)?),
-            log_level,
+            log_filter,
             dedup_window_ms: positive_int("dedupWindowMs", o.dedup_window_ms, 600_000)?,
             max_in_flight: positive_int("maxInFlight", o.max_in_flight, 10_000)? as usize,
             circuit_threshold: non_negative_int("circuitThreshold", o.circuit_threshold, 5)? as u32,
@@ -323,48 +342,110 @@ fn percent_encode(s: &str) -> String {
         .replace('+', "%20")
 }
 
-/// Parses `DATABASE_URL`, consuming Prisma's own parameters (COMPAT.md §5) and passing the
-/// libpq ones the driver understands. Returns the config and the `schema` parameter.
-fn database_config(url: &str) -> Result<(DatabaseConfig, Option<String>), PublishError> {
+/// Parses a Postgres URL (`databaseUrl` or `directUrl`, named by `option` in messages) with
+/// Prisma's parameters as Prisma means them (README "Database URL parameters"). Returns the
+/// config and the `schema` parameter.
+fn database_config(
+    url: &str,
+    option: &str,
+) -> Result<(DatabaseConfig, Option<String>), PublishError> {
     let mut parsed = url::Url::parse(url)
-        .map_err(|e| PublishError::config(format!("databaseUrl is not a valid URL ({e})")))?;
+        .map_err(|e| PublishError::config(format!("{option} is not a valid URL ({e})")))?;
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-        return Err(PublishError::config(
-            "databaseUrl must start with postgres:// or postgresql://",
-        ));
+        return Err(PublishError::config(format!(
+            "{option} must start with postgres:// or postgresql://"
+        )));
     }
+    let bad = |k: &str, v: &str, want: &str| {
+        PublishError::config(format!("{option} {k} must be {want}, got '{v}'"))
+    };
+    // Prisma's timeouts are whole seconds; 0 means "no limit" (timeoutMs still bounds all).
+    let seconds = |k: &str, v: &str| -> Result<Option<Duration>, PublishError> {
+        let n: u64 = v
+            .parse()
+            .map_err(|_| bad(k, v, "a whole number of seconds"))?;
+        Ok((n > 0).then(|| Duration::from_secs(n)))
+    };
     let mut pgbouncer = false;
     let mut schema = None;
     let mut pool_size = 10u32;
+    let (mut connect_timeout, mut pool_timeout, mut socket_timeout) = (None, None, None);
+    let mut ssl_mode: Option<String> = None;
+    let mut statement_cache_size = 100usize;
+    let mut strict = false;
+    let mut ca_file: Option<String> = None;
+    let (mut identity, mut identity_password): (Option<String>, Option<String>) = (None, None);
+    // Passed to the driver as they are.
     let mut kept: Vec<(String, String)> = Vec::new();
     for (k, v) in parsed.query_pairs() {
         match k.as_ref() {
-            "pgbouncer" => pgbouncer = v == "true" || v == "1",
+            "pgbouncer" => {
+                pgbouncer = match v.as_ref() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad("pgbouncer", &v, "true or false")),
+                }
+            }
             "schema" => schema = Some(v.into_owned()),
             "connection_limit" => {
-                pool_size = v.parse().ok().filter(|n: &u32| *n >= 1).ok_or_else(|| {
-                    PublishError::config(format!(
-                        "databaseUrl connection_limit must be a positive integer, got '{v}'"
-                    ))
-                })?
+                pool_size = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &u32| *n >= 1)
+                    .ok_or_else(|| bad("connection_limit", &v, "a positive integer"))?
             }
-            // Prisma's timeouts: the publisher's own timeoutMs bounds every wait instead.
-            "pool_timeout" | "connect_timeout" | "socket_timeout" | "statement_cache_size" => {}
-            "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "application_name" | "options"
-            | "host" | "port" | "user" | "password" | "dbname" => {
+            "connect_timeout" => connect_timeout = seconds("connect_timeout", &v)?,
+            "pool_timeout" => pool_timeout = seconds("pool_timeout", &v)?,
+            "socket_timeout" => socket_timeout = seconds("socket_timeout", &v)?,
+            // Prisma's prepared-statement cache per connection; 0: prepare nothing.
+            "statement_cache_size" => {
+                statement_cache_size = v
+                    .parse::<usize>()
+                    .map_err(|_| bad("statement_cache_size", &v, "a non-negative integer"))?
+            }
+            "sslmode" => match v.as_ref() {
+                "disable" | "prefer" | "require" | "verify-ca" | "verify-full" => {
+                    ssl_mode = Some(v.into_owned())
+                }
+                _ => {
+                    return Err(bad(
+                        "sslmode",
+                        &v,
+                        "disable, prefer, require, verify-ca or verify-full",
+                    ))
+                }
+            },
+            "sslaccept" => {
+                strict = match v.as_ref() {
+                    "strict" => true,
+                    "accept_invalid_certs" => false,
+                    _ => return Err(bad("sslaccept", &v, "strict or accept_invalid_certs")),
+                }
+            }
+            // Prisma's sslcert is the CA certificate to trust (libpq's sslrootcert).
+            "sslcert" | "sslrootcert" => ca_file = Some(v.into_owned()),
+            // Prisma's client identity: a PKCS#12 file and its password.
+            "sslidentity" => identity = Some(v.into_owned()),
+            "sslpassword" => identity_password = Some(v.into_owned()),
+            "sslkey" => {
+                return Err(PublishError::config(format!(
+                    "{option} sslkey: client certificates are not supported (in a Prisma URL sslcert is the CA to trust, not a client certificate)"
+                )))
+            }
+            "application_name" | "options" | "host" | "port" | "user" | "password" | "dbname" => {
                 kept.push((k.into_owned(), v.into_owned()))
             }
             other => {
                 return Err(PublishError::config(format!(
-                    "databaseUrl has an unknown parameter '{other}'"
+                    "{option} has an unknown parameter '{other}'"
                 )))
             }
         }
     }
     if pgbouncer && kept.iter().any(|(k, _)| k == "options") {
-        return Err(PublishError::config(
-            "databaseUrl: pgbouncer=true cannot be combined with 'options' (PgBouncer rejects startup options)",
-        ));
+        return Err(PublishError::config(format!(
+            "{option}: pgbouncer=true cannot be combined with 'options' (PgBouncer rejects startup options)"
+        )));
     }
     if kept.is_empty() {
         parsed.set_query(None);
@@ -373,27 +454,59 @@ fn database_config(url: &str) -> Result<(DatabaseConfig, Option<String>), Publis
     }
     let display = redact(url);
     let mut connect = PgConnectOptions::from_str(parsed.as_str()).map_err(|e| {
-        PublishError::config(format!(
-            "databaseUrl is invalid ({})",
-            redact(&e.to_string())
-        ))
+        PublishError::config(format!("{option} is invalid ({})", redact(&e.to_string())))
     })?;
-    if !pgbouncer {
-        // Statements are prepared once per connection and reused, but planned per execution: a
-        // generic plan made while the table was small (fresh or truncated) keeps seq-scanning it
-        // for the stream_id patch as it grows (measured here: 64-in-flight throughput fell from
-        // 8 k to 3.5 k events/s over 60 k rows). With PgBouncer every statement is unnamed and
-        // planned per execution anyway (and PgBouncer refuses startup options).
-        connect = connect
-            .statement_cache_capacity(100)
-            .options([("plan_cache_mode", "force_custom_plan")]);
+    // Prisma: sslmode prefer (the default) and require encrypt without checking the certificate
+    // unless sslaccept=strict, which checks it and the host name (libpq's verify-full).
+    use sqlx::postgres::PgSslMode as M;
+    let mode = match (ssl_mode.as_deref(), strict) {
+        (Some("disable"), _) => Some(M::Disable),
+        (Some("verify-ca"), _) => Some(M::VerifyCa),
+        (Some("verify-full"), _) | (_, true) => Some(M::VerifyFull),
+        (Some("require"), false) => Some(M::Require),
+        (Some(_), false) => Some(M::Prefer),
+        // Neither given: the driver's default (PGSSLMODE, else prefer).
+        (None, false) => None,
+    };
+    if let Some(mode) = mode {
+        connect = connect.ssl_mode(mode);
+    }
+    connect = connect
+        // PgBouncer refuses startup parameters outside its ignore_startup_parameters list, and
+        // extra_float_digits is one (the metadata table has no floating-point columns).
+        .extra_float_digits(None)
+        // The probe and pooler connections prepare nothing; a direct connection's pool gets the
+        // cache back when connect decides to prepare (metadata_store).
+        .statement_cache_capacity(0);
+    if let Some(ca) = ca_file {
+        connect = connect.ssl_root_cert(ca);
+    }
+    match (identity, identity_password) {
+        (Some(path), password) => {
+            let id =
+                crate::pkcs12::read_identity(option, &path, password.as_deref().unwrap_or(""))?;
+            connect = connect
+                .ssl_client_cert_from_pem(id.certs)
+                .ssl_client_key_from_pem(id.key);
+        }
+        (None, Some(_)) => {
+            return Err(PublishError::config(format!(
+                "{option} sslpassword is given without sslidentity"
+            )))
+        }
+        (None, None) => {}
     }
     Ok((
         DatabaseConfig {
             connect,
             pool_size,
             pgbouncer,
+            statement_cache_size,
             display,
+            connect_timeout,
+            pool_timeout,
+            socket_timeout,
+            direct: None,
         },
         schema,
     ))
@@ -477,6 +590,113 @@ mod tests {
         assert!(!c.database.display.contains("pw"));
     }
 
+    /// The README's parameter table, row by row.
+    #[test]
+    fn prisma_parameter_table() {
+        let db = |q: &str| Config::resolve(opts(&format!("postgres://u@h:5432/d?{q}")));
+        let ok = |q: &str| db(q).unwrap().database;
+        // Never a startup parameter PgBouncer refuses by default, whatever the URL says.
+        for q in ["", "pgbouncer=true", "pgbouncer=false"] {
+            let c = ok(q).connect;
+            assert_eq!(c.get_options(), None, "{q}");
+            assert!(format!("{c:?}").contains("extra_float_digits: None"), "{q}");
+        }
+        assert!(ok("pgbouncer=true").pgbouncer);
+        assert!(!ok("pgbouncer=false").pgbouncer);
+        assert_eq!(ok("connection_limit=4").pool_size, 4);
+        assert_eq!(
+            ok("connect_timeout=3").connect_timeout,
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(ok("connect_timeout=0").connect_timeout, None);
+        assert_eq!(
+            ok("pool_timeout=2").pool_timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            ok("socket_timeout=7").socket_timeout,
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(ok("statement_cache_size=0").statement_cache_size, 0);
+        assert_eq!(ok("").statement_cache_size, 100);
+        assert_eq!(
+            ok("application_name=svc").connect.get_application_name(),
+            Some("svc")
+        );
+        // TLS as Prisma means it: sslcert is the CA; sslaccept=strict verifies the certificate
+        // and host name; without it prefer/require encrypt without checking.
+        let mode = |q: &str| ok(q).connect.get_ssl_mode();
+        assert!(matches!(mode("sslmode=require"), PgSslMode::Require));
+        assert!(matches!(mode("sslmode=disable"), PgSslMode::Disable));
+        assert!(matches!(
+            mode("sslmode=require&sslaccept=strict"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("sslmode=require&sslaccept=accept_invalid_certs"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(mode("sslmode=prefer"), PgSslMode::Prefer));
+        assert!(matches!(mode("sslmode=verify-ca"), PgSslMode::VerifyCa));
+        let c = ok("sslmode=require&sslcert=/tmp/ca.pem&sslaccept=strict");
+        assert!(format!("{:?}", c.connect).contains("/tmp/ca.pem"));
+        // Refused with the parameter named, ERR_CONFIG.
+        for (q, named) in [
+            ("pgbouncer=yes", "pgbouncer"),
+            ("connect_timeout=1.5", "connect_timeout"),
+            ("pool_timeout=-1", "pool_timeout"),
+            ("socket_timeout=x", "socket_timeout"),
+            ("statement_cache_size=-1", "statement_cache_size"),
+            ("sslaccept=maybe", "sslaccept"),
+            ("sslmode=allow", "sslmode"),
+            (
+                "sslidentity=/nonexistent/id.p12&sslpassword=pw",
+                "sslidentity",
+            ),
+            ("sslpassword=pw", "sslpassword"),
+            ("sslkey=client.key", "sslkey"),
+            ("pgbouncer=true&options=-c%20x%3Dy", "options"),
+        ] {
+            let e = db(q).unwrap_err();
+            assert_eq!(e.code, Code::Config, "{q}");
+            assert!(e.message.contains(named), "{q}: {}", e.message);
+            assert!(!e.message.contains("pw"), "{q}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn direct_url_from_option_or_environment() {
+        let mut o = opts("postgres://u@pooler:6432/d?pgbouncer=true&schema=s");
+        o.direct_url = Some("postgres://u:secret@db:5432/d?sslmode=disable".into());
+        let c = Config::resolve(o).unwrap();
+        let d = c.database.direct.as_ref().unwrap();
+        assert_eq!(d.connect.get_host(), "db");
+        assert!(!d.display.contains("secret"));
+        assert_eq!(c.table_sql, "\"s\".\"event_metadata\"");
+        let env: std::collections::HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://u@pooler:6432/d"),
+            ("DIRECT_URL", "postgres://u@db:5432/d"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = Config::resolve(Options {
+            env: Some(env),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.database.direct.unwrap().connect.get_port(), 5432);
+        let mut o = opts("postgres://h/d");
+        o.direct_url = Some("postgres://h/d?frobnicate=1".into());
+        let e = Config::resolve(o).unwrap_err();
+        assert!(e.message.contains("directUrl") && e.message.contains("frobnicate"));
+        assert!(Config::resolve(opts("postgres://h/d"))
+            .unwrap()
+            .database
+            .direct
+            .is_none());
+    }
+
     #[test]
     fn unknown_parameters_are_rejected_by_name() {
         let e = Config::resolve(opts("postgres://h/db?frobnicate=1")).unwrap_err();
@@ -553,7 +773,12 @@ mod tests {
         assert_eq!(c.redis.url, "redis://:p%40ss%20word@cache.internal:6380/0");
         assert!(!c.redis.display.contains("p%40ss"));
         assert_eq!(c.database.connect.get_host(), "db");
-        assert_eq!(c.log_level, Level::Warn);
+        assert!(c
+            .log_filter
+            .would_enable("hyvve_event_publisher::x", &tracing::Level::WARN));
+        assert!(!c
+            .log_filter
+            .would_enable("hyvve_event_publisher::x", &tracing::Level::INFO));
         let mut with_url = env;
         with_url.insert("REDIS_URL".into(), "redis://other:1".into());
         let c = Config::resolve(Options {
@@ -568,6 +793,21 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.message.contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn options_deserialize_from_the_js_names_and_refuse_unknown_ones() {
+        let o: Options = serde_json::from_value(serde_json::json!({
+            "redisUrl": "redis://h:1",
+            "retentionMaxLen": 100,
+            "logLevel": "info,sqlx=debug",
+            "env": { "DATABASE_URL": "postgres://u@db/app" }
+        }))
+        .unwrap();
+        assert_eq!(o.redis_url.as_deref(), Some("redis://h:1"));
+        assert_eq!(o.retention_max_len, Some(100.0));
+        assert_eq!(o.log_level.as_deref(), Some("info,sqlx=debug"));
+        assert!(serde_json::from_value::<Options>(serde_json::json!({ "redisURL": "x" })).is_err());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct EventInput {
     pub source: Option<String>,
     /// `context.eventId`: a caller-chosen id that makes retries idempotent.
     pub event_id: Option<String>,
+    /// W3C `traceparent` (and `\n` + `tracestate`) to write beside the event (`traceContext`).
+    pub trace_context: Option<String>,
 }
 
 /// An event that passed validation, with its ids, timestamp and envelope JSON fixed.
@@ -50,6 +52,8 @@ pub struct PreparedEvent {
     pub timestamp: String,
     /// The whole envelope, the value of the stream entry's `event` field.
     pub json: String,
+    /// `traceparent` [`\n` `tracestate`] for the entry's second field pair, or "" for none.
+    pub trace_context: String,
 }
 
 impl PreparedEvent {
@@ -73,6 +77,9 @@ impl PreparedEvent {
             validate::event_id(id)?;
         }
         validate::data_json(&input.data_json, max_payload_bytes)?;
+        if let Some(t) = &input.trace_context {
+            validate::trace_context(t)?;
+        }
 
         // `||` semantics: an empty string falls back like a missing one.
         let source = match input.source {
@@ -108,8 +115,35 @@ impl PreparedEvent {
             correlation_id,
             timestamp,
             json,
+            trace_context: input.trace_context.unwrap_or_default(),
         })
     }
+}
+
+/// Prepares a batch as `publishBatch` does: each event as [`PreparedEvent::prepare`] (errors
+/// prefixed `events[i].`), then refuses a caller `eventId` repeated within the batch.
+pub fn prepare_batch(
+    inputs: Vec<EventInput>,
+    default_source: &str,
+    max_payload_bytes: usize,
+) -> Result<Vec<PreparedEvent>, PublishError> {
+    let mut events = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        events.push(
+            PreparedEvent::prepare(input, default_source, max_payload_bytes)
+                .map_err(|e| PublishError::new(e.code, format!("events[{i}].{}", e.message)))?,
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in events.iter().enumerate() {
+        if e.caller_event_id && !seen.insert(e.event_id.as_str()) {
+            return Err(PublishError::invalid(
+                &format!("events[{i}].context.eventId"),
+                "repeats an eventId earlier in the same batch",
+            ));
+        }
+    }
+    Ok(events)
 }
 
 /// Writes the envelope with keys in the original object literal's order; `data_json` is
@@ -240,6 +274,34 @@ mod tests {
             user_id: "user_1".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn prepare_batch_prefixes_errors_and_refuses_repeated_event_ids() {
+        let with_id = |id: &str| EventInput {
+            event_id: Some(id.into()),
+            ..input()
+        };
+        let ok = prepare_batch(vec![input(), with_id("e1")], "platform", 1 << 20).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].event_id, "e1");
+        assert!(ok[1].caller_event_id && !ok[0].caller_event_id);
+        let bad = prepare_batch(vec![input(), with_id("a b")], "platform", 1 << 20).unwrap_err();
+        assert_eq!(bad.code, Code::InvalidEvent);
+        assert!(
+            bad.message.starts_with("events[1].context.eventId"),
+            "{}",
+            bad.message
+        );
+        let twice =
+            prepare_batch(vec![with_id("x"), with_id("x")], "platform", 1 << 20).unwrap_err();
+        assert_eq!(twice.code, Code::InvalidEvent);
+        assert!(
+            twice.message.contains("events[1].context.eventId"),
+            "{}",
+            twice.message
+        );
+        assert!(prepare_batch(vec![], "platform", 1).unwrap().is_empty());
     }
 
     #[test]
@@ -415,6 +477,7 @@ mod tests {
                     correlation_id: correlation.clone(),
                     source: source.clone(),
                     event_id: None,
+                    trace_context: None,
                 };
                 match PreparedEvent::prepare(input, "platform", 1 << 20) {
                     Ok(e) => {

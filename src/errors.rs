@@ -121,13 +121,20 @@ impl PublishError {
     pub fn database(what: &str, cause: &sqlx::Error) -> Self {
         // A server error reply, a pool with no free connection, or a refused connection means the
         // statement did not run; anything else (I/O lost mid-statement) leaves it unknown.
+        // sqlx reports a refused certificate as an I/O error wrapping the rustls error: name it.
+        let tls_io = matches!(cause, sqlx::Error::Io(io)
+            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()));
         let definite = match cause {
             sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-            sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+            sqlx::Error::Io(io) => tls_io || io.kind() == std::io::ErrorKind::ConnectionRefused,
             sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => true,
             _ => false,
         };
-        let mut e = Self::new(Code::Database, format!("Postgres {what} failed: {cause}"));
+        let tls = if tls_io { "TLS handshake failed: " } else { "" };
+        let mut e = Self::new(
+            Code::Database,
+            format!("Postgres {what} failed: {tls}{cause}"),
+        );
         e.outcome_unknown = !definite;
         // 40P01 deadlock_detected, 40001 serialization_failure.
         e.retryable_conflict = matches!(cause, sqlx::Error::Database(d)

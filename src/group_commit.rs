@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::instrument::WithSubscriber;
+use tracing::Dispatch;
 
 use crate::circuit::Circuit;
 use crate::entry_ids::EntryIdClock;
 use crate::envelope::PreparedEvent;
 use crate::errors::PublishError;
-use crate::logging::Logger;
 use crate::metadata_store::MetadataStore;
+use crate::metrics::{Metrics, Stage};
 use crate::publisher::InFlight;
 use crate::stream_writer::StreamWriter;
 
@@ -42,8 +44,12 @@ pub(crate) struct Job {
 /// Writes groups; shared by the leaders that take turns writing them.
 pub(crate) struct Writer {
     pub(crate) stream: StreamWriter,
+    /// The stream key (span and metric label).
+    pub(crate) stream_name: String,
+    pub(crate) metrics: Metrics,
     pub(crate) store: MetadataStore,
-    pub(crate) log: Logger,
+    /// The publisher's log dispatch; leaders' tasks carry it.
+    pub(crate) dispatch: Dispatch,
     pub(crate) circuit: Circuit,
     pub(crate) timeout: Duration,
     pub(crate) in_flight: Arc<InFlight>,
@@ -62,8 +68,9 @@ impl Writer {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         stream: StreamWriter,
+        stream_name: String,
         store: MetadataStore,
-        log: Logger,
+        dispatch: Dispatch,
         circuit: Circuit,
         timeout: Duration,
         in_flight: Arc<InFlight>,
@@ -73,8 +80,10 @@ impl Writer {
     ) -> Self {
         Writer {
             stream,
+            metrics: Metrics::new(&stream_name),
+            stream_name,
             store,
-            log,
+            dispatch,
             circuit,
             timeout,
             in_flight,
@@ -96,7 +105,11 @@ impl Writer {
         self.lock_queue().push(job);
         self.arrived.notify_one();
         if let Ok(slot) = self.slots.clone().try_acquire_owned() {
-            tokio::spawn(self.clone().lead(slot));
+            tokio::spawn(
+                self.clone()
+                    .lead(slot)
+                    .with_subscriber(self.dispatch.clone()),
+            );
         }
     }
 
@@ -160,6 +173,18 @@ impl Writer {
             self.last_group_jobs.store(jobs.len(), Ordering::Relaxed);
         }
         jobs
+    }
+
+    /// Runs one stage of a group write, timing it.
+    pub(crate) async fn stage<T>(
+        &self,
+        stage: Stage,
+        f: impl std::future::Future<Output = T>,
+    ) -> T {
+        let started = Instant::now();
+        let out = f.await;
+        self.metrics.stage(stage, started.elapsed());
+        out
     }
 
     async fn write_group(&self, jobs: Vec<Job>) {

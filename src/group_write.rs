@@ -5,13 +5,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use tracing::field::Empty;
+use tracing::Instrument;
+
 use crate::entry_ids::host_now_us;
 use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
 use crate::group_commit::{Job, Writer};
 use crate::ids;
-use crate::logging::{Level, LogRecord};
+use crate::logging::Joined;
 use crate::metadata_store::ExistingRow;
+use crate::metrics::Stage;
 use crate::retry::retry;
 use crate::stream_writer::Append;
 
@@ -26,6 +30,29 @@ impl Writer {
     /// Writes a group: rows (with proposed entry IDs), entries, and the `stream_id` of any row
     /// whose entry could not take its proposal. Returns one result per job.
     pub(crate) async fn write(&self, jobs: &[Job]) -> Vec<Result<Vec<String>, PublishError>> {
+        let events: usize = jobs.iter().map(|j| j.events.len()).sum();
+        self.metrics.group(events);
+        let span = tracing::debug_span!(
+            "group_write",
+            events,
+            jobs = jobs.len(),
+            stream = %self.stream_name,
+            outcome = Empty
+        );
+        let results = self.write_stages(jobs).instrument(span.clone()).await;
+        if !span.is_disabled() {
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            let outcome = match results.iter().find_map(|r| r.as_ref().err()) {
+                None => "ok".to_string(),
+                Some(e) if failed == results.len() => format!("failed {}", e.code.as_str()),
+                Some(_) => format!("{failed} of {} jobs failed", results.len()),
+            };
+            span.record("outcome", outcome.as_str());
+        }
+        results
+    }
+
+    async fn write_stages(&self, jobs: &[Job]) -> Vec<Result<Vec<String>, PublishError>> {
         let deadline = Instant::now() + self.timeout;
         let all: Vec<&PreparedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
         let fail_all = |e: PublishError| jobs.iter().map(|_| Err(e.clone())).collect();
@@ -49,7 +76,11 @@ impl Writer {
                     .chain(std::iter::repeat("0-0")),
             )
             .collect();
-        let existing = match retry(deadline, false, || self.insert_rows(&rows)).await {
+        let inserted = retry((&self.metrics, Stage::InsertRows), deadline, false, || {
+            self.insert_rows(&rows)
+        })
+        .instrument(tracing::trace_span!("insert_rows", rows = rows.len()));
+        let existing = match self.stage(Stage::InsertRows, inserted).await {
             Ok(existing) => existing,
             Err(e) => {
                 // A failed single statement inserted nothing, but a lost reply may hide a commit and
@@ -119,20 +150,25 @@ impl Writer {
                 // '0-0' (`entryIds: 'server'`, rows of older versions) is no ID to append at.
                 proposed: if *held == "0-0" { "" } else { held },
                 json: &e.json,
+                trace_context: &e.trace_context,
             })
             .collect();
         if let Some(turn) = &turn {
-            turn.wait(APPEND_ORDER_WAIT).await;
+            let wait = turn
+                .wait(APPEND_ORDER_WAIT)
+                .instrument(tracing::trace_span!("wait_append_order"));
+            self.stage(Stage::WaitAppendOrder, wait).await;
         }
         // With replicaAcks, the WAIT in the append's request ends before the first caller's
         // timeoutMs does (a WAIT holds up the connection's later commands, so groups queued
         // behind one start late).
         let callers =
             (jobs.iter().map(|j| j.since).min().unwrap_or(deadline) + self.timeout).min(deadline);
-        let appended = retry(deadline, false, || {
+        let append = retry((&self.metrics, Stage::Append), deadline, false, || {
             self.stream.append(&token, &appends, callers)
         })
-        .await;
+        .instrument(tracing::trace_span!("append", entries = appends.len()));
+        let appended = self.stage(Stage::Append, append).await;
         drop(turn);
         let (entry_ids, replicated) = match appended {
             Ok(a) => {
@@ -172,10 +208,20 @@ impl Writer {
             }
         }
         if !patch_ev.is_empty() {
-            let patched = retry(deadline, true, || {
-                self.patch_rows(&patch_ev, &patch_st, shared_ids)
-            })
-            .await;
+            if self.reserve_ids {
+                self.metrics.not_reserved(patch_ev.len());
+            }
+            let patch = retry(
+                (&self.metrics, Stage::UpdateStreamId),
+                deadline,
+                true,
+                || self.patch_rows(&patch_ev, &patch_st, shared_ids),
+            )
+            .instrument(tracing::trace_span!(
+                "update_stream_id",
+                rows = patch_ev.len()
+            ));
+            let patched = self.stage(Stage::UpdateStreamId, patch).await;
             if let Err(e) = patched {
                 let mut e = PublishError::new(
                     e.code,
@@ -286,17 +332,21 @@ impl Writer {
         }
         let ids: Vec<&str> = rows.iter().map(|(e, _)| e.event_id.as_str()).collect();
         let stream_ids: Vec<&str> = rows.iter().map(|(_, s)| *s).collect();
-        if let Err(e) = self.store.delete(&ids, &stream_ids).await {
-            self.log.log(Level::Error, || {
-                let mut r = LogRecord::new(
-                    Level::Error,
-                    "could not delete the rows of a failed publish; reconcile() will mark them FAILED",
-                );
-                r.code = Some(e.code.as_str());
-                r.error = Some(e.message.clone());
-                r.event_ids = Some(ids.iter().map(|s| s.to_string()).collect());
-                r
-            });
+        let delete = self
+            .store
+            .delete(&ids, &stream_ids)
+            .instrument(tracing::debug_span!("undo", rows = ids.len()));
+        let deleted = self.stage(Stage::Undo, delete).await;
+        if deleted.is_ok() {
+            self.metrics.undone(ids.len());
+        }
+        if let Err(e) = deleted {
+            tracing::error!(
+                code = e.code.as_str(),
+                error = %e.message,
+                event_ids = %Joined(&ids),
+                "could not delete the rows of a failed publish; reconcile() will mark them FAILED"
+            );
         }
     }
 }

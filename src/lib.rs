@@ -14,6 +14,8 @@ mod group_write;
 pub mod ids;
 pub mod logging;
 pub mod metadata_store;
+pub mod metrics;
+pub mod pkcs12;
 mod publish_log;
 pub mod publisher;
 pub mod reconcile;
@@ -21,6 +23,7 @@ pub mod redis_connection;
 pub mod redis_keys;
 pub mod redis_topology;
 mod retry;
+pub mod sql_literal;
 pub mod stream_writer;
 pub mod validate;
 

@@ -1,64 +1,86 @@
-//! Structured log records: one per published event or batch, one per failure. Records go to a
-//! sink (JSON lines on stderr by default, or the caller's `logger` callback, wired in `lib.rs`),
-//! filtered by level before anything is built, so a level that is off costs one comparison.
+//! Logging on `tracing`: the publisher's code (and the drivers: sqlx logs through `tracing`)
+//! emits events and spans; one [`RecordLayer`] per publisher turns the enabled ones into
+//! [`LogRecord`]s for a [`LogSink`] (the caller's `logger` callback, wired in `binding.rs`, or
+//! JSON lines on stderr).
+//!
+//! Per publisher, never global: [`dispatch`] builds a `Dispatch` that the publisher attaches to
+//! its own futures and tasks (`WithSubscriber`), so two publishers with different levels each get
+//! their own records, and no global subscriber collides with another library's (or with a second
+//! copy of this addon). Filtering happens before anything is formatted: a disabled callsite costs
+//! tracing's level comparison and nothing else.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Dispatch, Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, Registry};
 
 use crate::envelope::{iso_timestamp_ms, now_ms};
 
-/// Severity, ordered from `Off` (nothing) to `Trace` (everything).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Nothing is logged.
-    Off,
-    /// Failures.
-    Error,
-    /// Degradations (circuit opened, retries).
-    Warn,
-    /// Every publish.
-    Info,
-    /// Connection lifecycle.
-    Debug,
-    /// Everything.
-    Trace,
-}
+/// The target prefix of this crate's own events; a bare level in a filter applies to these.
+pub const OWN_TARGET: &str = "hyvve_event_publisher";
 
-impl Level {
-    /// Parses `off|error|warn|info|debug|trace` (case-insensitive).
-    pub fn parse(s: &str) -> Option<Level> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "off" | "none" | "silent" => Level::Off,
-            "error" => Level::Error,
-            "warn" | "warning" => Level::Warn,
-            "info" => Level::Info,
-            "debug" => Level::Debug,
-            "trace" => Level::Trace,
-            _ => return None,
-        })
-    }
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Off => "off",
-            Level::Error => "error",
-            Level::Warn => "warn",
-            Level::Info => "info",
-            Level::Debug => "debug",
-            Level::Trace => "trace",
+/// Parses `logLevel` / `EVENT_PUBLISHER_LOG`: comma-separated directives, `target=level` or a
+/// bare level. A bare level (`off|error|warn|info|debug|trace`) applies to this package's own
+/// records; the drivers' records are off unless named (`info,sqlx=debug`).
+pub fn parse_filter(spec: &str) -> Result<Targets, String> {
+    let mut directives = Vec::new();
+    let mut own_named = false;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((target, level)) => {
+                let level = level_name(level).ok_or_else(|| bad(spec))?;
+                own_named |= target.trim() == OWN_TARGET;
+                directives.push(format!("{}={level}", target.trim()));
+            }
+            None => {
+                let level = level_name(part).ok_or_else(|| bad(spec))?;
+                own_named = true;
+                directives.push(format!("{OWN_TARGET}={level}"));
+            }
         }
     }
+    if !own_named {
+        directives.push(format!("{OWN_TARGET}=info"));
+    }
+    Targets::from_str(&directives.join(",")).map_err(|_| bad(spec))
 }
 
-/// One structured record. Fields that do not apply are `None` and left out.
-#[derive(Debug, Clone, Default, Serialize)]
+fn bad(spec: &str) -> String {
+    format!(
+        "logLevel must be one of off, error, warn, info, debug, trace, or directives like \
+         'info,sqlx=debug'; got '{spec}'"
+    )
+}
+
+fn level_name(s: &str) -> Option<&'static str> {
+    Some(match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" | "silent" => "off",
+        "error" => "error",
+        "warn" | "warning" => "warn",
+        "info" => "info",
+        "debug" => "debug",
+        "trace" => "trace",
+        _ => return None,
+    })
+}
+
+/// One structured record, as `logger` callbacks and stderr receive it. Fields that do not apply
+/// are `None` and left out.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LogRecord {
-    /// Severity.
+    /// Severity: `error`, `warn`, `info`, `debug` or `trace`.
     pub level: &'static str,
     /// ISO time of the record.
     pub time: String,
@@ -87,67 +109,196 @@ pub struct LogRecord {
     pub event_ids: Option<Vec<String>>,
     /// The error code (failures).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<&'static str>,
+    pub code: Option<String>,
     /// The error message with its cause (failures).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-impl LogRecord {
-    /// A record at `level` saying `msg`, stamped now.
-    pub fn new(level: Level, msg: impl Into<String>) -> Self {
-        LogRecord {
-            level: level.as_str(),
-            time: iso_timestamp_ms(now_ms()),
-            msg: msg.into(),
-            ..Default::default()
-        }
-    }
-}
-
-/// Where records go. Implementations must not block the publisher for long.
+/// Where records go. Must not block: returns `false` when it dropped the record (a full queue).
 pub trait LogSink: Send + Sync {
     /// Takes one record.
-    fn write(&self, record: LogRecord);
+    fn write(&self, record: LogRecord) -> bool;
 }
 
-/// JSON lines on stderr.
+/// JSON lines on stderr (when no `logger` is given).
 pub struct StderrSink;
 
 impl LogSink for StderrSink {
-    fn write(&self, record: LogRecord) {
+    fn write(&self, record: LogRecord) -> bool {
         if let Ok(mut line) = serde_json::to_vec(&record) {
             line.push(b'\n');
             // A closed stderr must not break publishing.
             let _ = std::io::stderr().lock().write_all(&line);
         }
+        true
     }
 }
 
-/// A level filter in front of a sink.
-#[derive(Clone)]
-pub struct Logger {
-    level: Level,
+/// The publisher's dispatch: a registry with one [`RecordLayer`] behind `filter`. `dropped`
+/// counts records the sink could not take.
+pub fn dispatch(filter: Targets, sink: Arc<dyn LogSink>, dropped: Arc<AtomicU64>) -> Dispatch {
+    Dispatch::new(Registry::default().with(RecordLayer { sink, dropped }.with_filter(filter)))
+}
+
+/// Turns events (and, on close, spans with their duration) into [`LogRecord`]s.
+pub struct RecordLayer {
     sink: Arc<dyn LogSink>,
+    dropped: Arc<AtomicU64>,
 }
 
-impl Logger {
-    /// A logger that passes records at `level` or more severe to `sink`.
-    pub fn new(level: Level, sink: Arc<dyn LogSink>) -> Self {
-        Logger { level, sink }
-    }
-
-    /// Whether records at `level` are wanted; check before building one.
-    #[inline]
-    pub fn enabled(&self, level: Level) -> bool {
-        level != Level::Off && level <= self.level
-    }
-
-    /// Sends `record` if its level is enabled.
-    pub fn log(&self, level: Level, record: impl FnOnce() -> LogRecord) {
-        if self.enabled(level) {
-            self.sink.write(record());
+impl RecordLayer {
+    fn send(&self, record: LogRecord) {
+        if !self.sink.write(record) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// What a span keeps until it closes: when it started and its fields as `k=v` text.
+struct SpanTiming {
+    start: Instant,
+    fields: String,
+}
+
+impl<S> Layer<S> for RecordLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut v = SpanFields(String::new());
+        attrs.record(&mut v);
+        span.extensions_mut().insert(SpanTiming {
+            start: Instant::now(),
+            fields: v.0,
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(t) = ext.get_mut::<SpanTiming>() {
+            let mut v = SpanFields(std::mem::take(&mut t.fields));
+            values.record(&mut v);
+            t.fields = v.0;
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut r = LogRecord {
+            level: level_str(*meta.level()),
+            time: iso_timestamp_ms(now_ms()),
+            ..Default::default()
+        };
+        let mut extra = String::new();
+        event.record(&mut RecordFields {
+            record: &mut r,
+            extra: &mut extra,
+        });
+        if !meta.target().starts_with(OWN_TARGET) {
+            // A driver's record: say whose it is.
+            r.msg = format!("{}: {}", meta.target(), r.msg);
+        }
+        r.msg.push_str(&extra);
+        self.send(r);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let ext = span.extensions();
+        let Some(t) = ext.get::<SpanTiming>() else {
+            return;
+        };
+        let meta = span.metadata();
+        let ms = t.start.elapsed().as_secs_f64() * 1000.0;
+        self.send(LogRecord {
+            level: level_str(*meta.level()),
+            time: iso_timestamp_ms(now_ms()),
+            msg: format!("{} took {ms:.3} ms{}", meta.name(), t.fields),
+            ..Default::default()
+        });
+    }
+}
+
+fn level_str(l: Level) -> &'static str {
+    match l {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// Fills a record's known fields; any other field is appended to `msg` as ` k=v`.
+struct RecordFields<'a> {
+    record: &'a mut LogRecord,
+    extra: &'a mut String,
+}
+
+impl RecordFields<'_> {
+    fn text(&mut self, field: &Field, value: String) {
+        let r = &mut *self.record;
+        match field.name() {
+            "message" => r.msg = value,
+            "event_id" => r.event_id = Some(value),
+            "event_type" => r.event_type = Some(value),
+            "correlation_id" => r.correlation_id = Some(value),
+            "tenant_id" => r.tenant_id = Some(value),
+            "stream_id" => r.stream_id = Some(value),
+            "code" => r.code = Some(value),
+            "error" => r.error = Some(value),
+            // Event ids never hold a comma (see validate::event_id).
+            "event_ids" => r.event_ids = Some(value.split(',').map(str::to_string).collect()),
+            "count" => r.count = value.parse().ok(),
+            name => {
+                let _ = write!(self.extra, " {name}={value}");
+            }
+        }
+    }
+}
+
+impl Visit for RecordFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.text(field, value.to_string());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.text(field, value.to_string());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.text(field, value.to_string());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.text(field, format!("{value:?}"));
+    }
+}
+
+/// A span's fields as ` k=v` text.
+struct SpanFields(String);
+
+impl Visit for SpanFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let _ = write!(self.0, " {}={value}", field.name());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, " {}={value:?}", field.name());
+    }
+}
+
+/// `Display`s ids joined by `,`, for the `event_ids` field (built only when the record is).
+pub struct Joined<'a, I>(pub &'a [I]);
+
+impl<I: AsRef<str>> std::fmt::Display for Joined<'_, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(s.as_ref())?;
+        }
+        Ok(())
     }
 }
 
@@ -155,45 +306,148 @@ impl Logger {
 pub(crate) mod tests {
     use super::*;
     use std::sync::Mutex;
+    use tracing::dispatcher::with_default;
 
     /// Collects records, for tests.
     #[derive(Default)]
     pub struct Collect(pub Mutex<Vec<LogRecord>>);
     impl LogSink for Collect {
-        fn write(&self, record: LogRecord) {
+        fn write(&self, record: LogRecord) -> bool {
             self.0.lock().unwrap().push(record);
+            true
         }
     }
 
-    #[test]
-    fn filter_by_level() {
+    fn collect(spec: &str) -> (Dispatch, Arc<Collect>) {
         let sink = Arc::new(Collect::default());
-        let log = Logger::new(Level::Warn, sink.clone());
-        log.log(Level::Info, || panic!("must not be built"));
-        log.log(Level::Error, || LogRecord::new(Level::Error, "boom"));
-        assert_eq!(sink.0.lock().unwrap().len(), 1);
-        let off = Logger::new(Level::Off, sink.clone());
-        assert!(!off.enabled(Level::Error));
+        let d = dispatch(
+            parse_filter(spec).unwrap(),
+            sink.clone(),
+            Arc::new(AtomicU64::new(0)),
+        );
+        (d, sink)
     }
 
     #[test]
-    fn record_json_has_camel_case_fields() {
-        let mut r = LogRecord::new(Level::Info, "event published");
-        r.event_id = Some("e1".into());
-        r.event_type = Some("a.b".into());
-        r.stream_id = Some("1-0".into());
-        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+    fn a_bare_level_filters_own_records_and_drivers_stay_off() {
+        let (d, sink) = collect("warn");
+        with_default(&d, || {
+            tracing::info!(event_id = %panic_if_built(), "must not be built");
+            tracing::error!(code = "ERR_REDIS", "boom");
+            tracing::error!(target: "sqlx::query", "a driver's record");
+        });
+        let got = sink.0.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].msg, "boom");
+        assert_eq!(got[0].level, "error");
+        assert_eq!(got[0].code.as_deref(), Some("ERR_REDIS"));
+    }
+
+    fn panic_if_built() -> &'static str {
+        panic!("a disabled record's fields were built")
+    }
+
+    #[test]
+    fn directives_switch_on_a_driver_and_off_turns_everything_off() {
+        let (d, sink) = collect("off,sqlx=debug");
+        with_default(&d, || {
+            tracing::error!("own, off");
+            tracing::debug!(target: "sqlx::query", rows_affected = 1u64, "summary");
+            tracing::trace!(target: "sqlx::query", "too fine");
+        });
+        let got = sink.0.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].msg, "sqlx::query: summary rows_affected=1");
+        let (d, sink) = collect("off");
+        with_default(&d, || tracing::error!("nothing"));
+        assert!(sink.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn record_fields_map_to_the_js_shape() {
+        let (d, sink) = collect("info");
+        with_default(&d, || {
+            tracing::info!(
+                event_id = "e1",
+                event_type = "a.b",
+                correlation_id = "c",
+                tenant_id = "t",
+                stream_id = "1-0",
+                "event published"
+            );
+            let ids = ["x", "y"];
+            tracing::info!(count = 2u32, event_ids = %Joined(&ids), "event batch published");
+        });
+        let got = sink.0.lock().unwrap();
+        let v = serde_json::to_value(&got[0]).unwrap();
         assert_eq!(v["eventId"], "e1");
         assert_eq!(v["type"], "a.b");
+        assert_eq!(v["correlationId"], "c");
+        assert_eq!(v["tenantId"], "t");
         assert_eq!(v["streamId"], "1-0");
         assert_eq!(v["level"], "info");
+        assert_eq!(v["msg"], "event published");
         assert!(v.get("count").is_none());
+        assert_eq!(got[1].count, Some(2));
+        assert_eq!(got[1].event_ids, Some(vec!["x".into(), "y".into()]));
     }
 
     #[test]
-    fn parse_levels() {
-        assert_eq!(Level::parse("INFO"), Some(Level::Info));
-        assert_eq!(Level::parse("off"), Some(Level::Off));
-        assert_eq!(Level::parse("loud"), None);
+    fn two_dispatches_keep_their_own_records_and_spans_report_durations() {
+        let (a, sa) = collect("info");
+        let (b, sb) = collect("debug");
+        with_default(&a, || tracing::debug!("a: not wanted"));
+        with_default(&b, || {
+            let span = tracing::debug_span!(
+                "group_write",
+                events = 3u64,
+                outcome = tracing::field::Empty
+            );
+            let _g = span.enter();
+            span.record("outcome", "ok");
+            tracing::debug!("b: wanted");
+        });
+        assert!(sa.0.lock().unwrap().is_empty());
+        let got = sb.0.lock().unwrap();
+        assert_eq!(got[0].msg, "b: wanted");
+        assert!(
+            got[1].msg.starts_with("group_write took ")
+                && got[1].msg.ends_with(" events=3 outcome=ok"),
+            "{}",
+            got[1].msg
+        );
+    }
+
+    #[test]
+    fn parse_filters() {
+        assert!(parse_filter("INFO").is_ok());
+        assert!(parse_filter("info,sqlx=warn,redis=debug").is_ok());
+        assert!(parse_filter("loud").unwrap_err().contains("'loud'"));
+        assert!(parse_filter("sqlx=loud").is_err());
+        let t = parse_filter("warning").unwrap();
+        assert!(t.would_enable("hyvve_event_publisher::x", &Level::WARN));
+        assert!(!t.would_enable("hyvve_event_publisher::x", &Level::INFO));
+        assert!(!t.would_enable("sqlx::query", &Level::ERROR));
+    }
+
+    #[test]
+    fn a_full_sink_counts_drops() {
+        struct Full;
+        impl LogSink for Full {
+            fn write(&self, _: LogRecord) -> bool {
+                false
+            }
+        }
+        let dropped = Arc::new(AtomicU64::new(0));
+        let d = dispatch(
+            parse_filter("info").unwrap(),
+            Arc::new(Full),
+            dropped.clone(),
+        );
+        with_default(&d, || {
+            tracing::info!("one");
+            tracing::info!("two");
+        });
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
     }
 }

@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{ConnectOptions, Row};
 
 use crate::config::DatabaseConfig;
 use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
+use crate::sql_literal;
 
 /// The DDL of the platform's Prisma migration for `event_metadata` (never run unless asked).
 pub const MIGRATION_SQL: &str = include_str!("../migrations/0001_event_metadata.sql");
@@ -40,105 +41,295 @@ pub struct PendingRow {
     pub created_ms: i64,
 }
 
+/// A statement over `unnest`-ed text arrays: `head` + the arrays + `tail`, either with the
+/// arrays inline (`with_arrays`) or as parameters `$1::text[], …` (`bound`).
+#[derive(Clone)]
+struct Template {
+    head: String,
+    tail: String,
+    bound: String,
+}
+
+impl Template {
+    fn new(head: String, tail: &str, columns: usize) -> Self {
+        let params: Vec<String> = (1..=columns).map(|i| format!("${i}::text[]")).collect();
+        Template {
+            bound: [head.as_str(), &params.join(", "), tail].concat(),
+            head,
+            tail: tail.to_string(),
+        }
+    }
+
+    /// The statement with these columns as `unnest` arrays.
+    fn with_arrays(&self, columns: &[&[&str]]) -> Result<String, PublishError> {
+        let arrays = sql_literal::text_arrays(columns)?;
+        Ok([self.head.as_str(), &arrays, &self.tail].concat())
+    }
+}
+
 /// The Postgres side of the publisher.
+///
+/// How the publishing statements are sent is decided once at connect (see [`decide`]): on a
+/// connection straight to Postgres they are named prepared statements with the session planning
+/// each execution for its values (`plan_cache_mode = force_custom_plan`, a startup option: a
+/// generic plan made while the table was small would keep seq-scanning it); through a pooler
+/// (PgBouncer refuses startup options; `pgbouncer=true`) they are simple queries with their
+/// values inline (see [`sql_literal`]): nothing prepared, no session setting, planned for their
+/// values every time, correct in any pool mode. The rare statements (reconcile, migrate, checks)
+/// are always simple queries.
 #[derive(Clone)]
 pub struct MetadataStore {
     pool: PgPool,
-    persistent: bool,
-    insert_sql: String,
-    existing_sql: String,
-    patch_sql: String,
-    patch_locked_sql: String,
-    delete_sql: String,
+    /// `directUrl`'s pool for migrate and reconcile, else a handle on `pool`.
+    session: PgPool,
+    /// Publishing statements are named prepared statements (a direct connection).
+    prepared: bool,
+    insert: Template,
+    insert_returning: Template,
+    existing: Template,
+    patch: Template,
+    patch_locked: Template,
+    delete: Template,
+    mark_failed: Template,
     op_timeout: Duration,
     table_sql: String,
+    /// What connect decided, for the connect log record.
+    description: String,
     /// Connections opened before this time (Unix ms) are discarded instead of reused: set when a
     /// statement fails in a way that sticks to the session (the database was read-only when the
     /// session began), so that recovery does not wait for the pool to age them out.
     stale_before_ms: Arc<AtomicU64>,
 }
 
+/// The startup option of a direct connection's sessions.
+const CUSTOM_PLANS: (&str, &str) = ("plan_cache_mode", "force_custom_plan");
+
+/// Checks, with one connection, that the server answers (so a refused or rejected connection
+/// is reported as such, at once, not as a pool timeout).
+async fn probe(cfg: &DatabaseConfig, timeout: Duration) -> Result<(), PublishError> {
+    bounded_connect(cfg, timeout, async {
+        let mut conn = cfg.connect.connect().await?;
+        sqlx::Connection::ping(&mut conn).await?;
+        sqlx::Connection::close(conn).await
+    })
+    .await
+}
+
+async fn bounded_connect<T>(
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, PublishError> {
+    let describe = |e: PublishError| {
+        PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
+    };
+    let limit = cfg.connect_timeout.map_or(timeout, |t| t.min(timeout));
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(describe(PublishError::database("connect", &e))),
+        Err(_) => Err(describe(PublishError::timeout(
+            "connecting to Postgres",
+            limit.as_millis() as u64,
+        ))),
+    }
+}
+
+/// Decides, once, whether the publishing statements may be named prepared statements: only when
+/// the server itself took `plan_cache_mode` as a startup option (so it is Postgres, not a pooler
+/// that shares server connections between clients). PgBouncer refuses the option ("unsupported
+/// startup parameter") or, configured to ignore it, leaves the setting at its default; with
+/// `pgbouncer=true` nothing is tried. Returns the decision and why, for the connect log record.
+async fn decide(
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+) -> Result<(bool, &'static str), PublishError> {
+    if cfg.pgbouncer || cfg.statement_cache_size == 0 {
+        probe(cfg, timeout).await?;
+        return Ok((
+            false,
+            if cfg.pgbouncer {
+                "the URL says pgbouncer=true"
+            } else {
+                "the URL says statement_cache_size=0"
+            },
+        ));
+    }
+    let with_option = cfg.connect.clone().options([CUSTOM_PLANS]);
+    let tried = bounded_connect(cfg, timeout, async {
+        let mut conn = match with_option.connect().await {
+            Ok(c) => c,
+            Err(sqlx::Error::Database(d))
+                if d.message().contains("unsupported startup parameter") =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        // A &str without arguments runs as a simple query.
+        let mode: String = sqlx::Executor::fetch_one(&mut conn, "SHOW plan_cache_mode")
+            .await?
+            .try_get(0)?;
+        sqlx::Connection::close(conn).await?;
+        Ok(Some(mode))
+    })
+    .await?;
+    match tried {
+        Some(mode) if mode == CUSTOM_PLANS.1 => Ok((
+            true,
+            "the server took plan_cache_mode as a startup option: a direct connection",
+        )),
+        Some(_) => Ok((
+            false,
+            "the server ignored the startup option plan_cache_mode: a pooler",
+        )),
+        None => {
+            probe(cfg, timeout).await?;
+            Ok((
+                false,
+                "the server refused startup options: a pooler such as PgBouncer",
+            ))
+        }
+    }
+}
+
+fn pool(
+    cfg: &DatabaseConfig,
+    connect: PgConnectOptions,
+    timeout: Duration,
+    stale: Arc<AtomicU64>,
+) -> PgPool {
+    // While Postgres is down the pool retries refused connections until the acquire timeout:
+    // by default keep that short so publishes fail fast (and the circuit breaker can open).
+    let acquire = cfg
+        .pool_timeout
+        .map_or(timeout.min(Duration::from_secs(1)), |t| t.min(timeout));
+    PgPoolOptions::new()
+        .max_connections(cfg.pool_size)
+        .min_connections(0)
+        .acquire_timeout(acquire)
+        .test_before_acquire(false)
+        .before_acquire(move |_conn, meta| {
+            let opened_ms = crate::envelope::now_ms().saturating_sub(meta.age.as_millis() as u64);
+            let keep = opened_ms > stale.load(Ordering::Relaxed);
+            Box::pin(async move { Ok(keep) })
+        })
+        .connect_lazy_with(connect)
+}
+
 impl MetadataStore {
-    /// Opens the pool after checking, with one direct connection, that the server answers (so a
-    /// refused or rejected connection is reported as such, at once, not as a pool timeout).
+    /// Checks that Postgres (and the `directUrl` one, if given) answers, then opens the pools.
     pub async fn connect(
         cfg: &DatabaseConfig,
         table_sql: &str,
         timeout: Duration,
     ) -> Result<Self, PublishError> {
-        let probe = async {
-            let mut conn = cfg.connect.connect().await?;
-            sqlx::Connection::ping(&mut conn).await?;
-            sqlx::Connection::close(conn).await
+        let (prepared, why) = match &cfg.direct {
+            Some(direct) => tokio::try_join!(decide(cfg, timeout), probe(direct, timeout))?.0,
+            None => decide(cfg, timeout).await?,
         };
-        let describe = |e: PublishError| {
-            PublishError::new(e.code, format!("{} (database {})", e.message, cfg.display))
-        };
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(describe(PublishError::database("connect", &e))),
-            Err(_) => {
-                return Err(describe(PublishError::timeout(
-                    "connecting to Postgres",
-                    timeout.as_millis() as u64,
-                )))
-            }
-        }
-        // While Postgres is down the pool retries refused connections until the acquire timeout:
-        // keep that short so publishes fail fast (and the circuit breaker can open).
         let stale_before_ms = Arc::new(AtomicU64::new(0));
-        let stale = stale_before_ms.clone();
-        let pool = PgPoolOptions::new()
-            .max_connections(cfg.pool_size)
-            .min_connections(0)
-            .acquire_timeout(timeout.min(Duration::from_secs(1)))
-            .test_before_acquire(false)
-            .before_acquire(move |_conn, meta| {
-                let opened_ms =
-                    crate::envelope::now_ms().saturating_sub(meta.age.as_millis() as u64);
-                let keep = opened_ms > stale.load(Ordering::Relaxed);
-                Box::pin(async move { Ok(keep) })
-            })
-            .connect_lazy_with(cfg.connect.clone());
-        let mut store = MetadataStore::with_pool(pool, !cfg.pgbouncer, table_sql, timeout);
+        let connect = if prepared {
+            cfg.connect
+                .clone()
+                .options([CUSTOM_PLANS])
+                .statement_cache_capacity(cfg.statement_cache_size)
+        } else {
+            cfg.connect.clone()
+        };
+        let publishing = pool(cfg, connect, timeout, stale_before_ms.clone());
+        let session = match &cfg.direct {
+            Some(direct) => pool(
+                direct,
+                direct.connect.clone(),
+                timeout,
+                stale_before_ms.clone(),
+            ),
+            None => publishing.clone(),
+        };
+        let op_timeout = cfg.socket_timeout.map_or(timeout, |t| t.min(timeout));
+        let mut store = MetadataStore::with_pools(publishing, session, table_sql, op_timeout);
+        store.prepared = prepared;
         store.stale_before_ms = stale_before_ms;
+        store.description = format!(
+            "{} because {why}; migrate and reconcile use {}",
+            if prepared {
+                "publishing statements are prepared once per connection and planned for their values each time (plan_cache_mode=force_custom_plan)"
+            } else {
+                "publishing statements are simple queries with inline values (nothing prepared, no session settings: safe through PgBouncer in any pool mode)"
+            },
+            match &cfg.direct {
+                Some(d) => format!("directUrl {}", d.display),
+                None => "databaseUrl".to_string(),
+            }
+        );
         Ok(store)
     }
 
-    fn with_pool(pool: PgPool, persistent: bool, table: &str, timeout: Duration) -> Self {
+    /// What connect decided about statements and sessions, for a debug log record.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn with_pools(pool: PgPool, session: PgPool, table: &str, timeout: Duration) -> Self {
+        let insert_head = format!(
+            "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
+             SELECT r.id, r.event_id, r.stream_id, r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
+             FROM unnest("
+        );
+        const INSERT_TAIL: &str =
+            ") AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
+             ORDER BY r.event_id \
+             ON CONFLICT (event_id) DO NOTHING";
         MetadataStore {
             pool,
-            persistent,
-            insert_sql: format!(
-                "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
-                 SELECT r.id, r.event_id, r.stream_id, r.type, r.source, r.tenant_id, r.correlation_id, (r.ts::timestamptz AT TIME ZONE 'UTC') \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
-                 AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
-                 ORDER BY r.event_id \
-                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+            session,
+            prepared: false,
+            insert: Template::new(insert_head.clone(), INSERT_TAIL, 8),
+            insert_returning: Template::new(
+                insert_head,
+                &format!("{INSERT_TAIL} RETURNING event_id"),
+                8,
             ),
-            existing_sql: format!(
-                "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY($1::text[])"
+            existing: Template::new(
+                format!(
+                    "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY("
+                ),
+                ")",
+                1,
             ),
             // Rows are locked in event_id order (as the insert takes them), so two groups that
             // share event ids in different orders cannot deadlock.
-            patch_sql: format!(
-                "UPDATE {table} AS m SET stream_id = u.stream_id \
-                 FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
-                 WHERE m.event_id = u.event_id"
+            patch: Template::new(
+                format!("UPDATE {table} AS m SET stream_id = u.stream_id FROM unnest("),
+                ") AS u(event_id, stream_id) WHERE m.event_id = u.event_id",
+                2,
             ),
-            patch_locked_sql: format!(
-                "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id)), \
-                 locked AS (SELECT m.id, u.stream_id FROM {table} AS m JOIN u ON m.event_id = u.event_id \
-                 WHERE m.stream_id IS DISTINCT FROM u.stream_id ORDER BY m.event_id FOR UPDATE OF m) \
-                 UPDATE {table} AS m SET stream_id = locked.stream_id FROM locked WHERE m.id = locked.id"
+            patch_locked: Template::new(
+                "WITH u AS (SELECT * FROM unnest(".to_string(),
+                &format!(
+                    ") AS u(event_id, stream_id)), \
+                     locked AS (SELECT m.id, u.stream_id FROM {table} AS m JOIN u ON m.event_id = u.event_id \
+                     WHERE m.stream_id IS DISTINCT FROM u.stream_id ORDER BY m.event_id FOR UPDATE OF m) \
+                     UPDATE {table} AS m SET stream_id = locked.stream_id FROM locked WHERE m.id = locked.id"
+                ),
+                2,
             ),
-            delete_sql: format!(
-                "DELETE FROM {table} AS m USING unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
-                 WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id"
+            delete: Template::new(
+                format!("DELETE FROM {table} AS m USING unnest("),
+                ") AS u(event_id, stream_id) WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id",
+                2,
+            ),
+            mark_failed: Template::new(
+                format!(
+                    "UPDATE {table} AS m SET status = 'FAILED', last_error = 'never published' FROM unnest("
+                ),
+                ") AS u(event_id, stream_id) \
+                 WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id AND m.status = 'PENDING'",
+                2,
             ),
             op_timeout: timeout,
             table_sql: table.to_string(),
+            description: String::new(),
             stale_before_ms: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -163,22 +354,13 @@ impl MetadataStore {
             cols[6].push(&e.correlation_id);
             cols[7].push(&e.timestamp);
         }
-        // One array per column: the statement has eight parameters whatever the group size.
-        let bind = |sql| {
-            let q = sqlx::query(sql).persistent(self.persistent);
-            cols.iter().fold(q, |q, col| q.bind(col))
-        };
+        let col_refs: Vec<&[&str]> = cols.iter().map(Vec::as_slice).collect();
         if !events.clone().any(|e| e.caller_event_id) {
             // Generated ids cannot have rows yet: a count is enough, no ids to send back.
-            let sql = self.insert_sql.trim_end_matches(" RETURNING event_id");
             let done = self
-                .bounded("insert event_metadata", async {
-                    bind(sql)
-                        .execute(&self.pool)
-                        .await
-                        .map(|r| r.rows_affected() as usize)
-                })
-                .await?;
+                .execute("insert event_metadata", &self.insert, &col_refs)
+                .await?
+                .rows_affected() as usize;
             if done == n {
                 return Ok(HashMap::new());
             }
@@ -188,11 +370,12 @@ impl MetadataStore {
             ));
         }
         let inserted: Vec<String> = self
-            .bounded("insert event_metadata", async {
-                let rows = bind(&self.insert_sql).fetch_all(&self.pool).await?;
-                Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
-            })
-            .await?;
+            .fetch("insert event_metadata", &self.insert_returning, &col_refs)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PublishError::database("insert event_metadata", &e))?;
         if inserted.len() == n {
             return Ok(HashMap::new());
         }
@@ -204,22 +387,20 @@ impl MetadataStore {
             .filter(|id| !inserted.contains(id))
             .collect();
         let rows = self
-            .bounded("read event_metadata", async {
-                sqlx::query(&self.existing_sql)
-                    .persistent(self.persistent)
-                    .bind(&missing)
-                    .fetch_all(&self.pool)
-                    .await
-            })
+            .fetch("read event_metadata", &self.existing, &[&missing])
             .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for r in rows {
+            let text = |i: usize| {
+                r.try_get::<String, _>(i)
+                    .map_err(|e| PublishError::database("read event_metadata", &e))
+            };
             out.insert(
-                r.get::<String, _>(0),
+                text(0)?,
                 ExistingRow {
-                    stream_id: r.get(1),
-                    event_type: r.get(2),
-                    tenant_id: r.get(3),
+                    stream_id: text(1)?,
+                    event_type: text(2)?,
+                    tenant_id: text(3)?,
                 },
             );
         }
@@ -235,19 +416,16 @@ impl MetadataStore {
         stream_ids: &[&str],
         shared_ids: bool,
     ) -> Result<(), PublishError> {
-        let sql = if shared_ids {
-            &self.patch_locked_sql
+        let template = if shared_ids {
+            &self.patch_locked
         } else {
-            &self.patch_sql
+            &self.patch
         };
-        self.bounded("update event_metadata.stream_id", async {
-            sqlx::query(sql)
-                .persistent(self.persistent)
-                .bind(event_ids)
-                .bind(stream_ids)
-                .execute(&self.pool)
-                .await
-        })
+        self.execute(
+            "update event_metadata.stream_id",
+            template,
+            &[event_ids, stream_ids],
+        )
         .await
         .map(|_| ())
     }
@@ -259,21 +437,18 @@ impl MetadataStore {
         event_ids: &[&str],
         stream_ids: &[&str],
     ) -> Result<u64, PublishError> {
-        self.bounded("delete event_metadata", async {
-            sqlx::query(&self.delete_sql)
-                .persistent(self.persistent)
-                .bind(event_ids)
-                .bind(stream_ids)
-                .execute(&self.pool)
-                .await
-        })
+        self.execute(
+            "delete event_metadata",
+            &self.delete,
+            &[event_ids, stream_ids],
+        )
         .await
         .map(|r| r.rows_affected())
     }
 
     /// PENDING rows created between `within_ms` and `older_than_ms` ago, after `after`
     /// (`(created_at in Unix ms, event_id)`, exclusive), oldest first, at most `limit`: the rows
-    /// a crashed process may have left without an entry.
+    /// a crashed process may have left without an entry. Read through `directUrl` when given.
     pub async fn pending_rows(
         &self,
         older_than_ms: u64,
@@ -281,39 +456,39 @@ impl MetadataStore {
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<PendingRow>, PublishError> {
+        // No cursor: just before the epoch, so every row comes after it.
+        let (after_ms, after_id) = after.unwrap_or((-1, ""));
+        let mut after_lit = String::new();
+        sql_literal::push_text(&mut after_lit, after_id)?;
+        let (older, within) = (
+            older_than_ms.min(i64::MAX as u64 / 4),
+            within_ms.min(i64::MAX as u64 / 4),
+        );
         // Integer milliseconds both ways, so the keyset cursor is exact.
         let sql = format!(
             "SELECT event_id, stream_id, (extract(epoch FROM created_at) * 1000)::int8 AS created_ms FROM {} \
              WHERE status = 'PENDING' \
-             AND created_at < (now() AT TIME ZONE 'UTC') - $1::int8 * INTERVAL '1 millisecond' \
-             AND created_at >= (now() AT TIME ZONE 'UTC') - $2::int8 * INTERVAL '1 millisecond' \
-             AND (created_at, event_id) > (TIMESTAMP 'epoch' + $3::int8 * INTERVAL '1 millisecond', $4::text) \
-             ORDER BY created_at, event_id LIMIT $5",
+             AND created_at < (now() AT TIME ZONE 'UTC') - {older}::int8 * INTERVAL '1 millisecond' \
+             AND created_at >= (now() AT TIME ZONE 'UTC') - {within}::int8 * INTERVAL '1 millisecond' \
+             AND (created_at, event_id) > (TIMESTAMP 'epoch' + ({after_ms})::int8 * INTERVAL '1 millisecond', {after_lit}::text) \
+             ORDER BY created_at, event_id LIMIT {limit}",
             self.table_sql
         );
-        // No cursor: just before the epoch, so every row comes after it.
-        let (after_ms, after_id) = after.unwrap_or((-1, ""));
-        self.bounded("find pending rows", async {
-            sqlx::query_as::<_, (String, String, i64)>(&sql)
-                .persistent(self.persistent)
-                .bind(older_than_ms.min(i64::MAX as u64 / 4) as i64)
-                .bind(within_ms.min(i64::MAX as u64 / 4) as i64)
-                .bind(after_ms)
-                .bind(after_id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-        })
-        .await
-        .map(|rows| {
-            rows.into_iter()
-                .map(|(event_id, stream_id, created_ms)| PendingRow {
-                    event_id,
-                    stream_id,
-                    created_ms,
+        let rows = self
+            .bounded("find pending rows", async {
+                sqlx::raw_sql(&sql).fetch_all(&self.session).await
+            })
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingRow {
+                    event_id: r.try_get(0)?,
+                    stream_id: r.try_get(1)?,
+                    created_ms: r.try_get(2)?,
                 })
-                .collect()
-        })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| PublishError::database("find pending rows", &e))
     }
 
     /// Marks these rows FAILED with `last_error` 'never published', if they are still PENDING
@@ -323,19 +498,9 @@ impl MetadataStore {
         event_ids: &[&str],
         stream_ids: &[&str],
     ) -> Result<u64, PublishError> {
-        let sql = format!(
-            "UPDATE {} AS m SET status = 'FAILED', last_error = 'never published' \
-             FROM unnest($1::text[], $2::text[]) AS u(event_id, stream_id) \
-             WHERE m.event_id = u.event_id AND m.stream_id = u.stream_id AND m.status = 'PENDING'",
-            self.table_sql
-        );
+        let sql = self.mark_failed.with_arrays(&[event_ids, stream_ids])?;
         self.bounded("mark rows failed", async {
-            sqlx::query(&sql)
-                .persistent(self.persistent)
-                .bind(event_ids)
-                .bind(stream_ids)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql(&sql).execute(&self.session).await
         })
         .await
         .map(|r| r.rows_affected())
@@ -344,10 +509,7 @@ impl MetadataStore {
     /// Whether Postgres answers now.
     pub async fn ping(&self) -> bool {
         self.bounded("ping", async {
-            sqlx::query("SELECT 1")
-                .persistent(self.persistent)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql("SELECT 1").execute(&self.pool).await
         })
         .await
         .is_ok()
@@ -357,10 +519,7 @@ impl MetadataStore {
     pub async fn check_table(&self) -> Result<(), PublishError> {
         let sql = format!("SELECT 1 FROM {} LIMIT 0", self.table_sql);
         self.bounded("check table", async {
-            sqlx::query(&sql)
-                .persistent(self.persistent)
-                .execute(&self.pool)
-                .await
+            sqlx::raw_sql(&sql).execute(&self.pool).await
         })
         .await
         .map(|_| ())
@@ -377,6 +536,7 @@ impl MetadataStore {
 
     /// Creates the enum, the table and its indexes when the table does not exist yet; returns
     /// whether it created them. Only for an empty database: an existing table is left alone.
+    /// Runs through `directUrl` when given.
     pub async fn migrate(&self) -> Result<bool, PublishError> {
         if self.table_sql != "\"event_metadata\"" {
             return Err(PublishError::config(
@@ -385,23 +545,24 @@ impl MetadataStore {
         }
         let exists: Option<String> = self
             .bounded("migrate", async {
-                sqlx::query_scalar("SELECT to_regclass('event_metadata')::text")
-                    .persistent(false)
-                    .fetch_one(&self.pool)
-                    .await
+                sqlx::raw_sql("SELECT to_regclass('event_metadata')::text")
+                    .fetch_one(&self.session)
+                    .await?
+                    .try_get(0)
             })
             .await?;
         if exists.is_some() {
             return Ok(false);
         }
-        // One multi-statement simple query runs as one transaction: the advisory lock serialises
-        // concurrent migrations (parallel test workers), the DO block re-checks under it.
+        // One multi-statement simple query runs as one transaction (so on one server connection,
+        // even through a transaction-mode pooler): the advisory lock serialises concurrent
+        // migrations (parallel test workers), the DO block re-checks under it.
         let sql = format!(
             "SELECT pg_advisory_xact_lock(7243001); \
              DO $migration$ BEGIN IF to_regclass('event_metadata') IS NULL THEN {MIGRATION_SQL} END IF; END $migration$;"
         );
         self.bounded("migrate", async {
-            sqlx::raw_sql(&sql).execute(&self.pool).await
+            sqlx::raw_sql(&sql).execute(&self.session).await
         })
         .await?;
         Ok(true)
@@ -410,6 +571,54 @@ impl MetadataStore {
     /// Closes the pool after its connections are returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.session.close().await;
+    }
+
+    /// Runs a publishing statement on the publishing pool, as connect decided: bound to a named
+    /// prepared statement, or as a simple query with the arrays inline.
+    async fn execute(
+        &self,
+        what: &str,
+        t: &Template,
+        columns: &[&[&str]],
+    ) -> Result<PgQueryResult, PublishError> {
+        if self.prepared {
+            // Built outside the future: a closure over borrowed columns inside it would make
+            // the future's Send bound higher-ranked (which napi's spawn cannot prove).
+            let q = columns
+                .iter()
+                .fold(sqlx::query(&t.bound).persistent(true), |q, c| q.bind(*c));
+            self.bounded(what, q.execute(&self.pool)).await
+        } else {
+            let sql = t.with_arrays(columns)?;
+            self.bounded(what, async {
+                sqlx::raw_sql(&sql).execute(&self.pool).await
+            })
+            .await
+        }
+    }
+
+    /// As [`Self::execute`], for a statement that returns rows.
+    async fn fetch(
+        &self,
+        what: &str,
+        t: &Template,
+        columns: &[&[&str]],
+    ) -> Result<Vec<PgRow>, PublishError> {
+        if self.prepared {
+            // Built outside the future: a closure over borrowed columns inside it would make
+            // the future's Send bound higher-ranked (which napi's spawn cannot prove).
+            let q = columns
+                .iter()
+                .fold(sqlx::query(&t.bound).persistent(true), |q, c| q.bind(*c));
+            self.bounded(what, q.fetch_all(&self.pool)).await
+        } else {
+            let sql = t.with_arrays(columns)?;
+            self.bounded(what, async {
+                sqlx::raw_sql(&sql).fetch_all(&self.pool).await
+            })
+            .await
+        }
     }
 
     async fn bounded<T>(

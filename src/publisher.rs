@@ -5,11 +5,13 @@
 //! of a group (reserved ID → row → entry → `stream_id`, undo) in `group_write`, the retry decision
 //! in `retry`, the repair of rows a crashed process left in `reconcile`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Notify};
+use tracing::instrument::WithSubscriber;
+use tracing::Dispatch;
 
 use crate::circuit::{Admit, Circuit};
 use crate::config::{Config, EntryIds};
@@ -17,8 +19,9 @@ use crate::entry_ids::{host_now_us, EntryIdClock};
 use crate::envelope::{EventInput, PreparedEvent};
 use crate::errors::{Code, PublishError};
 use crate::group_commit::{Job, Writer};
-use crate::logging::{Level, LogRecord, LogSink, Logger};
+use crate::logging::LogSink;
 use crate::metadata_store::MetadataStore;
+use crate::metrics::{Gauges, Operation, Snapshot};
 use crate::stream_writer::StreamWriter;
 
 /// What `health()` reports.
@@ -89,13 +92,26 @@ pub(crate) struct Inner {
     max_payload_bytes: usize,
     max_in_flight: usize,
     timeout: Duration,
+    /// Log records the sink could not take (a full `logger` queue).
+    pub(crate) dropped_logs: Arc<AtomicU64>,
 }
 
 impl Publisher {
     /// Connects to Redis and Postgres and verifies both (Redis version, script load, the
     /// metadata table), and reads the Redis clock for reserved entry IDs.
     pub async fn connect(cfg: Config, sink: Arc<dyn LogSink>) -> Result<Publisher, PublishError> {
-        let log = Logger::new(cfg.log_level, sink);
+        let dropped_logs = Arc::new(AtomicU64::new(0));
+        let dispatch = crate::logging::dispatch(cfg.log_filter.clone(), sink, dropped_logs.clone());
+        Self::connect_inner(cfg, dispatch.clone(), dropped_logs)
+            .with_subscriber(dispatch)
+            .await
+    }
+
+    async fn connect_inner(
+        cfg: Config,
+        dispatch: Dispatch,
+        dropped_logs: Arc<AtomicU64>,
+    ) -> Result<Publisher, PublishError> {
         let (stream, store) = tokio::try_join!(
             StreamWriter::connect(
                 &cfg.redis,
@@ -111,15 +127,12 @@ impl Publisher {
                 Ok(store)
             }
         )?;
-        log.log(Level::Debug, || {
-            LogRecord::new(
-                Level::Debug,
-                format!(
-                    "connected to Redis {} and Postgres {}",
-                    cfg.redis.display, cfg.database.display
-                ),
-            )
-        });
+        tracing::debug!(
+            "connected to Redis {} and Postgres {}; {}",
+            cfg.redis.display,
+            cfg.database.display,
+            store.description()
+        );
         let entry_ids = EntryIdClock::default();
         let reserve_ids = cfg.entry_ids == EntryIds::Reserved;
         if reserve_ids {
@@ -130,8 +143,9 @@ impl Publisher {
         let in_flight = Arc::new(InFlight::default());
         let writer = Arc::new(Writer::new(
             stream,
+            cfg.stream.clone(),
             store,
-            log,
+            dispatch,
             Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown),
             cfg.timeout,
             in_flight.clone(),
@@ -148,6 +162,7 @@ impl Publisher {
                 max_payload_bytes: cfg.max_payload_bytes,
                 max_in_flight: cfg.max_in_flight,
                 timeout: cfg.timeout,
+                dropped_logs,
             }),
         })
     }
@@ -179,6 +194,14 @@ impl Publisher {
     /// so publishes made before `close()` are admitted before `close()` starts waiting. Refuses
     /// with `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
     pub fn admit(&self, n: usize) -> Result<Admission, PublishError> {
+        let admitted = self.try_admit(n);
+        if let Err(e) = &admitted {
+            self.inner.writer.metrics.sent(n, Some(e.code));
+        }
+        admitted
+    }
+
+    fn try_admit(&self, n: usize) -> Result<Admission, PublishError> {
         let inner = &self.inner;
         // Count first, then check `closed`: `close()` sets `closed` and then waits for the count,
         // so an event is either refused here or waited for there.
@@ -211,9 +234,43 @@ impl Publisher {
         admission: Admission,
         input: EventInput,
     ) -> Result<String, PublishError> {
-        let event = self.prepare(input)?;
-        let mut ids = self.submit(admission, vec![event], false).await?;
-        Ok(ids.pop().unwrap_or_default())
+        let dispatch = self.dispatch().clone();
+        let started = Instant::now();
+        let result = async move {
+            let event = self.prepare(input)?;
+            let mut ids = self.submit(admission, vec![event], false).await?;
+            Ok(ids.pop().unwrap_or_default())
+        }
+        .with_subscriber(dispatch)
+        .await;
+        self.count(Operation::Publish, 1, started, &result);
+        result
+    }
+
+    /// Counts a settled call in the metrics.
+    fn count<T>(&self, op: Operation, n: usize, started: Instant, r: &Result<T, PublishError>) {
+        let m = &self.inner.writer.metrics;
+        m.sent(n, r.as_ref().err().map(|e| e.code));
+        m.operation(op, started.elapsed());
+    }
+
+    /// Every metric now (see `metrics`).
+    pub fn stats(&self) -> Snapshot {
+        let w = &self.inner.writer;
+        w.metrics.snapshot(Gauges {
+            in_flight_events: self.inner.in_flight.events.load(Ordering::Relaxed) as u64,
+            circuit_state: match w.circuit.state() {
+                crate::circuit::State::Closed => 0,
+                crate::circuit::State::HalfOpen => 1,
+                crate::circuit::State::Open => 2,
+            },
+            dropped_log_records: self.inner.dropped_logs.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The dispatch this publisher's records go through (attached to its futures and tasks).
+    pub(crate) fn dispatch(&self) -> &Dispatch {
+        &self.inner.writer.dispatch
     }
 
     /// `publish_batch` after `admit(inputs.len())`.
@@ -225,22 +282,26 @@ impl Publisher {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut events = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.into_iter().enumerate() {
-            events
-                .push(self.prepare(input).map_err(|e| {
-                    PublishError::new(e.code, format!("events[{i}].{}", e.message))
-                })?);
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, e) in events.iter().enumerate() {
-            if e.caller_event_id && !seen.insert(e.event_id.as_str()) {
-                return Err(PublishError::invalid(
-                    &format!("events[{i}].context.eventId"),
-                    "repeats an eventId earlier in the same batch",
-                ));
-            }
-        }
+        let dispatch = self.dispatch().clone();
+        let (started, n) = (Instant::now(), inputs.len());
+        let result = self
+            .batch_inner(admission, inputs)
+            .with_subscriber(dispatch)
+            .await;
+        self.count(Operation::PublishBatch, n, started, &result);
+        result
+    }
+
+    async fn batch_inner(
+        &self,
+        admission: Admission,
+        inputs: Vec<EventInput>,
+    ) -> Result<Vec<String>, PublishError> {
+        let events = crate::envelope::prepare_batch(
+            inputs,
+            &self.inner.default_source,
+            self.inner.max_payload_bytes,
+        )?;
         self.submit(admission, events, true).await
     }
 
@@ -286,7 +347,9 @@ impl Publisher {
     /// Whether each store answers now, and the circuit breaker's state.
     pub async fn health(&self) -> Health {
         let w = &self.inner.writer;
-        let (redis, database) = tokio::join!(w.stream.ping(), w.store.ping());
+        let (redis, database) = async { tokio::join!(w.stream.ping(), w.store.ping()) }
+            .with_subscriber(w.dispatch.clone())
+            .await;
         Health {
             redis,
             database,

@@ -41,7 +41,8 @@ impl std::fmt::Debug for SentinelConfig {
 }
 
 /// The `redisSentinel` option as the caller gives it (ioredis's shape).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SentinelOptions {
     /// `host:port` of each sentinel.
     pub sentinels: Vec<String>,

@@ -3,12 +3,16 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::errors::PublishError;
+use crate::metrics::{Metrics, Stage};
 
 /// Runs `op` until it succeeds, fails definitely, or `deadline` passes. Only failures whose
 /// outcome is unknown are retried, unless `any_infrastructure` (for idempotent steps that must
 /// not give up while a store restarts).
 pub(crate) async fn retry<T, F, Fut>(
+    (metrics, stage): (&Metrics, Stage),
     deadline: Instant,
     any_infrastructure: bool,
     mut op: F,
@@ -20,8 +24,11 @@ where
     let mut delay = Duration::from_millis(20);
     // Once an attempt may have taken effect, a later definite refusal does not undo that.
     let mut maybe_applied = false;
+    // Each retry (its wait and its attempt) is a span of its own.
+    let mut span = tracing::Span::none();
+    let mut attempt: u32 = 1;
     loop {
-        match op().await {
+        match op().instrument(span.clone()).await {
             Ok(v) => return Ok(v),
             Err(mut e) => {
                 // Retry on this attempt's own uncertainty (a definite refusal after a lost reply
@@ -34,7 +41,15 @@ where
                 if !retryable || Instant::now() + delay >= deadline {
                     return Err(e);
                 }
-                tokio::time::sleep(delay).await;
+                attempt += 1;
+                metrics.retry(stage);
+                span = tracing::debug_span!(
+                    "retry",
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    code = e.code.as_str()
+                );
+                tokio::time::sleep(delay).instrument(span.clone()).await;
                 delay = (delay * 2).min(Duration::from_millis(250));
             }
         }

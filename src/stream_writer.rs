@@ -16,7 +16,9 @@ use crate::errors::PublishError;
 /// Redis asks of scripts, and all share the stream's hash slot). ARGV = trim kind ('MINID' or
 /// 'MAXLEN'), trim argument (max age ms or max length), dedup TTL ms, dedup key prefix, group
 /// token TTL ms, how far ahead of and behind the Redis clock a proposed ID may be (ms), then one
-/// (dedup key index in KEYS or '', proposed entry ID, event JSON) triple per event.
+/// (dedup key index in KEYS or '', proposed entry ID, event JSON, trace context) quadruple per
+/// event. The trace context is '' (the entry has the one `event` field pair) or `traceparent`
+/// [newline `tracestate`], written as further field pairs after `event` (`traceContext: true`).
 /// A dedup key already recorded returns its recorded entry ID instead of appending again; a dedup
 /// key index prefixed with '?' (a retry whose row exists) also counts as recorded when the entry
 /// at the proposed ID is this event. A group token already recorded (a retry after a lost reply)
@@ -34,11 +36,21 @@ if done then return {now_us, cjson.decode(done)} end
 local latest = now + tonumber(ARGV[6])
 local earliest = now - tonumber(ARGV[7])
 local out = {}
-local n = (#ARGV - 7) / 3
+local n = (#ARGV - 7) / 4
 for i = 1, n do
-  local dedup = ARGV[5 + 3 * i]
-  local proposed = ARGV[6 + 3 * i]
-  local json = ARGV[7 + 3 * i]
+  local dedup = ARGV[4 + 4 * i]
+  local proposed = ARGV[5 + 4 * i]
+  local json = ARGV[6 + 4 * i]
+  local trace = ARGV[7 + 4 * i]
+  local extra = {}
+  if trace ~= '' then
+    local nl = string.find(trace, '\n', 1, true)
+    if nl then
+      extra = {'traceparent', string.sub(trace, 1, nl - 1), 'tracestate', string.sub(trace, nl + 1)}
+    else
+      extra = {'traceparent', trace}
+    end
+  end
   local check = false
   if string.sub(dedup, 1, 1) == '?' then
     dedup = string.sub(dedup, 2)
@@ -58,10 +70,10 @@ for i = 1, n do
   if not id then
     local ms = tonumber(string.match(proposed, '^(%d+)%-%d+$'))
     if ms and ms <= latest and ms >= earliest then
-      local r = redis.pcall('XADD', stream, proposed, 'event', json)
+      local r = redis.pcall('XADD', stream, proposed, 'event', json, unpack(extra))
       if type(r) == 'string' then id = r end
     end
-    if not id then id = redis.call('XADD', stream, '*', 'event', json) end
+    if not id then id = redis.call('XADD', stream, '*', 'event', json, unpack(extra)) end
     if key then redis.call('SET', key, id, 'PX', ARGV[3]) end
   end
   out[i] = id
@@ -102,6 +114,8 @@ pub struct Append<'a> {
     pub proposed: &'a str,
     /// The envelope JSON.
     pub json: &'a str,
+    /// `traceparent` [`\n` `tracestate`], or "" (the entry then has the `event` pair only).
+    pub trace_context: &'a str,
 }
 
 /// What one append call did.
@@ -299,7 +313,7 @@ impl StreamWriter {
                     c.arg("");
                 }
             }
-            c.arg(e.proposed).arg(e.json);
+            c.arg(e.proposed).arg(e.json).arg(e.trace_context);
         }
         c
     }

@@ -88,6 +88,32 @@ pub fn event_id(value: &str) -> Result<(), PublishError> {
     Ok(())
 }
 
+/// W3C trace context for the stream entry: `traceparent`, optionally `\n` and `tracestate`
+/// (built by `index.js` from the active span; checked so no stray field reaches the entry).
+pub fn trace_context(value: &str) -> Result<(), PublishError> {
+    let (parent, state) = value.split_once('\n').unwrap_or((value, ""));
+    let b = parent.as_bytes();
+    let hex =
+        |r: std::ops::Range<usize>| b[r].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let parent_ok = b.len() == 55
+        && b[2] == b'-'
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(0..2)
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55);
+    let state_ok = state.len() <= 512 && state.bytes().all(|c| (0x20..0x7f).contains(&c));
+    if parent_ok && state_ok {
+        Ok(())
+    } else {
+        Err(PublishError::invalid(
+            "traceContext",
+            "must be a W3C traceparent, optionally followed by a newline and a tracestate",
+        ))
+    }
+}
+
 /// The serialized payload: a JSON object (what `JSON.stringify` of a plain object gives),
 /// within the size limit.
 pub fn data_json(json: &str, max_bytes: usize) -> Result<(), PublishError> {
@@ -150,6 +176,17 @@ mod tests {
         assert!(required_id("context.userId", &"x".repeat(256)).is_ok());
         assert!(required_id("context.userId", "a\0b").is_err());
         assert!(optional_id("context.source", "").is_ok());
+    }
+
+    #[test]
+    fn trace_contexts() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert!(trace_context(tp).is_ok());
+        assert!(trace_context(&format!("{tp}\nvendor=v1,other=x")).is_ok());
+        assert!(trace_context(&tp.to_uppercase()).is_err());
+        assert!(trace_context(&tp[..54]).is_err());
+        assert!(trace_context(&format!("{tp}\nbad\nstate")).is_err());
+        assert!(trace_context(&format!("{tp}\n{}", "a".repeat(513))).is_err());
     }
 
     #[test]

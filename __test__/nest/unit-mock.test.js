@@ -70,3 +70,58 @@ test('ApprovalsService.approve publishes approval.item.approved through the mock
   );
   await moduleRef.close();
 });
+
+// The same spec with EventPublisherModule.forTest(): the in-memory publisher behind the real
+// EventPublisherService, so the spec sees the envelope the stream would hold (and a payload the
+// real publisher would refuse is refused here too).
+describe('with EventPublisherModule.forTest()', () => {
+  const { EventPublisherModule } = require('@hyvve/event-publisher/nest');
+  const { TestPublisher } = require('@hyvve/event-publisher/testing');
+
+  async function compile(pool) {
+    return Test.createTestingModule({
+      imports: [EventPublisherModule.forTest({ source: 'platform' })],
+      providers: [ApprovalsService, { provide: PG_POOL, useValue: pool }],
+    }).compile();
+  }
+
+  test('ApprovalsService.approve: the envelope and row as the stream and table would hold them', async () => {
+    const moduleRef = await compile(fakePool({ ...row, status: 'approved' }));
+    const events = moduleRef.get(TestPublisher);
+    expect(moduleRef.get(EventPublisherService)).toBeInstanceOf(EventPublisherService);
+
+    await moduleRef.get(ApprovalsService).approve('ws-1', 'appr-1', 'user-2', { notes: 'ok' });
+
+    const [entry, ...more] = events.published();
+    expect(more).toEqual([]);
+    expect(entry.stream).toBe('hyvve:events:main');
+    expect(entry.fields[0]).toBe('event');
+    expect(Object.keys(entry.event)).toEqual(h.ENVELOPE_KEYS);
+    expect(entry.event).toEqual({
+      id: expect.stringMatching(h.CUID2),
+      type: 'approval.item.approved',
+      source: 'approvals',
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      correlationId: expect.stringMatching(h.CUID2),
+      tenantId: 'ws-1',
+      userId: 'user-2',
+      version: '1.0',
+      data: { approvalId: 'appr-1', type: 'content', title: 'Blog post', decision: 'approved', decidedById: 'user-2', decisionNotes: 'ok', confidenceScore: 70 },
+    });
+    // The bytes: the envelope built around JSON.stringify of the payload, keys in the platform's order.
+    expect(entry.envelope).toBe(JSON.stringify(entry.event));
+    expect(entry.row).toMatchObject({ event_id: entry.event.id, stream_id: entry.streamId, type: 'approval.item.approved', source: 'approvals', tenant_id: 'ws-1', status: 'PENDING', attempts: 0 });
+    await moduleRef.close();
+  });
+
+  test('a store failure injected with failNext reaches the caller as the real EventPublisherError', async () => {
+    const moduleRef = await compile(fakePool({ ...row, status: 'approved' }));
+    moduleRef.get(TestPublisher).failNext('ERR_DATABASE');
+    await expect(moduleRef.get(ApprovalsService).approve('ws-1', 'appr-1', 'user-2', { notes: 'ok' })).rejects.toMatchObject({
+      name: 'EventPublisherError',
+      code: 'ERR_DATABASE',
+    });
+    expect(moduleRef.get(TestPublisher).published()).toEqual([]);
+    await moduleRef.close();
+  });
+});

@@ -1,7 +1,9 @@
 'use strict';
-// "Installed as a new user would": packs the platform package (npm/linux-x64-gnu) and the root
-// package, installs both tarballs into fresh projects outside the repo, compiles a NestJS service
-// with tsc (strict) and runs it against the real stores, then reads its event back.
+// "Installed as a new user would": plain `npm pack` of the platform package (npm/linux-x64-gnu,
+// which the build fills with the binary) and of the repo root (whose prepack names the platform
+// packages as optionalDependencies), plain `npm install` of both tarballs into fresh projects
+// outside the repo, a NestJS service compiled with tsc (strict) and run against the real stores,
+// its event read back; and `npm install <repo path>`.
 // Needs the npm registry (for Nest, TypeScript, reflect-metadata, rxjs); takes a minute or two.
 const fs = require('node:fs');
 const os = require('node:os');
@@ -22,9 +24,15 @@ const STREAM = h.uid('hyvve:test:pack');
 const TENANT = h.uid('ws-pack');
 const KEEP = process.env.KEEP_PACK_TMP === '1';
 
+// Prints the .node files the main package's require loaded (require.cache holds native addons too).
+const LOADED_NODE_FILES = "require('@hyvve/event-publisher'); JSON.stringify(Object.keys(require.cache).filter((f) => f.endsWith('.node')))";
+// The apps run with no Rust toolchain on PATH (only node's own directory and the system's).
+const NO_RUST_PATH = [path.dirname(process.execPath), '/usr/bin', '/bin'].join(path.delimiter);
+
 let tmp;
 let rootPack;
 let platformPack;
+let packedManifest;
 let redis;
 let pool;
 
@@ -67,7 +75,7 @@ function write(dir, file, text) {
 
 /** Runs an app of a temp project; it prints {"id": ...} on its last line. */
 function runApp(dir, args) {
-  const out = run(process.execPath, args, dir, cleanEnv({ REDIS_URL: h.REDIS_URL, DATABASE_URL: h.DATABASE_URL, STREAM, TENANT }));
+  const out = run(process.execPath, args, dir, cleanEnv({ PATH: NO_RUST_PATH, REDIS_URL: h.REDIS_URL, DATABASE_URL: h.DATABASE_URL, STREAM, TENANT }));
   return JSON.parse(out.trim().split('\n').pop());
 }
 
@@ -126,14 +134,17 @@ beforeAll(async () => {
   const platformJson = path.join(PLATFORM_DIR, 'package.json');
   if (!fs.existsSync(platformJson)) throw new Error(`${platformJson} is missing: the platform package folder is not set up`);
   expect(JSON.parse(fs.readFileSync(platformJson, 'utf8')).name).toBe(PLATFORM_NAME);
-  // The freshest build goes into the platform package (what `napi artifacts` does in CI).
+  // The build (scripts/artifacts.js) put the binary into the platform package folder.
   const built = path.join(ROOT, NODE_FILE);
-  if (fs.existsSync(built)) fs.copyFileSync(built, path.join(PLATFORM_DIR, NODE_FILE));
+  expect(fs.existsSync(path.join(PLATFORM_DIR, NODE_FILE))).toBe(true);
+  if (fs.existsSync(built)) expect(fs.statSync(path.join(PLATFORM_DIR, NODE_FILE)).size).toBe(fs.statSync(built).size);
   platformPack = npmPack(PLATFORM_DIR);
-  // The root package as it is published: staged with its optionalDependencies on the platform packages.
-  const stage = path.join(tmp, 'stage');
-  run('node', [path.join(ROOT, 'scripts', 'stage-publish.js'), stage], ROOT);
-  rootPack = npmPack(stage);
+  const manifestBefore = fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8');
+  rootPack = npmPack(ROOT);
+  // postpack put the repo's package.json back (npm ci keeps working).
+  expect(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).toBe(manifestBefore);
+  run('tar', ['xzf', rootPack.tarball, '-C', tmp, 'package/package.json'], tmp);
+  packedManifest = JSON.parse(fs.readFileSync(path.join(tmp, 'package', 'package.json'), 'utf8'));
 
   redis = new Redis(h.REDIS_URL);
   pool = new Pool({ connectionString: h.DATABASE_URL, max: 1 });
@@ -165,6 +176,7 @@ describe('the tarballs', () => {
       /^migrations\/[\w-]+\.sql$/,
       /^nest\/(index\.js|index\.mjs|index\.d\.ts|create\.js)$/,
       /^bin\/hyvve-event-publisher\.js$/,
+      /^testing\/index\.(js|mjs|d\.ts)$/,
     ];
     expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
     for (const needed of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'nest/index.js', 'nest/index.mjs', 'nest/index.d.ts', 'nest/create.js']) {
@@ -175,8 +187,11 @@ describe('the tarballs', () => {
   });
 
   test('the published root package names the platform package as an optional dependency of its own version', () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(tmp, 'stage', 'package.json'), 'utf8'));
+    const pkg = packedManifest;
     expect(pkg.optionalDependencies && pkg.optionalDependencies[PLATFORM_NAME]).toBe(pkg.version);
+    expect(Object.keys(pkg.optionalDependencies)).toHaveLength(fs.readdirSync(path.join(ROOT, 'npm')).length);
+    const repoPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    expect(repoPkg.optionalDependencies).toBeUndefined();
   });
 
   test('the platform tarball holds the native binary', () => {
@@ -204,6 +219,12 @@ describe('a CommonJS NestJS 11 app, TypeScript 5', () => {
     const resolved = run(process.execPath, ['-p', `require.resolve('${PLATFORM_NAME}')`], dir).trim();
     expect(resolved).toBe(fs.realpathSync(path.join(dir, 'node_modules', PLATFORM_NAME, NODE_FILE)));
     run('npm', ['ls', '--all', '--loglevel=error'], dir); // exits non-zero on a missing or invalid dependency
+  });
+
+  test('the binary is loaded from the platform package, and nothing else provides one', () => {
+    expect(fs.readdirSync(path.join(dir, 'node_modules', '@hyvve', 'event-publisher')).filter((f) => f.endsWith('.node'))).toEqual([]);
+    const loaded = JSON.parse(run(process.execPath, ['-p', LOADED_NODE_FILES], dir, cleanEnv({ PATH: NO_RUST_PATH })));
+    expect(loaded).toEqual([fs.realpathSync(path.join(dir, 'node_modules', PLATFORM_NAME, NODE_FILE))]);
   });
 
   test('a service injecting EventPublisherService compiles with tsc --strict (classic and nodenext resolution) and publishes', async () => {
@@ -281,5 +302,32 @@ describe('an ES module NestJS 12 app, TypeScript 7', () => {
   (process.allowedNodeEnvironmentFlags.has(flag) ? test : test.skip)(`works where require(esm) is unavailable (${flag})`, async () => {
     const { id } = runApp(dir, [flag, 'dist/main.js']);
     await expectEventReadBack(id, 'user-esm12');
+  });
+});
+
+describe('npm install <path to the repo>', () => {
+  test('a file: dependency on the repository loads and publishes', async () => {
+    const dir = path.join(tmp, 'file-dep');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'file-dep', version: '1.0.0', private: true }));
+    run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ROOT], dir);
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    expect(pkg.dependencies['@hyvve/event-publisher']).toMatch(/^file:/);
+    write(
+      dir,
+      'app.js',
+      `const { EventPublisher } = require('@hyvve/event-publisher');
+(async () => {
+  const p = await EventPublisher.connect({ stream: process.env.STREAM });
+  const id = await p.publish('approval.item.approved', {
+    approvalId: 'appr-1', type: 'content', title: 'Hello', decision: 'approved', decidedById: 'user-file', confidenceScore: 88,
+  }, { tenantId: process.env.TENANT, userId: 'user-file', source: 'approvals' });
+  await p.close();
+  console.log(JSON.stringify({ id }));
+})();
+`,
+    );
+    const { id } = runApp(dir, ['app.js']);
+    await expectEventReadBack(id, 'user-file');
   });
 });
