@@ -63,6 +63,34 @@ export interface PublisherOptions {
   redisUrl?: string;
   /** PEM file of a CA to trust for `rediss://` (self-signed servers). */
   redisCaFile?: string;
+  /**
+   * Seed nodes of a Redis Cluster (`host:port` or `redis://`/`rediss://` URLs; `host:port` takes
+   * the scheme and password of `redisUrl`). Not needed when `redisUrl` names any cluster node: a
+   * cluster is detected at connect (`INFO cluster`). Default: `REDIS_CLUSTER_NODES` (comma-separated).
+   */
+  redisClusterNodes?: string[];
+  /**
+   * A primary managed by Redis Sentinel (ioredis's shape): the publisher asks the sentinels for the
+   * current primary and asks again after a connection error or a `READONLY` reply (a failover).
+   * Also as a URL: `redis+sentinel://[:password@]host:port[,host:port]/<name>[?sentinel_password=…]`.
+   */
+  redisSentinel?: {
+    /** `host:port` of each sentinel. */
+    sentinels: string[];
+    /** The monitored primary's name (`sentinel monitor <name> …`). */
+    name: string;
+    /** Password of the primary and its replicas. */
+    password?: string;
+    /** Password of the sentinels. */
+    sentinelPassword?: string;
+  };
+  /**
+   * Replicas that must hold each append before a publish resolves (`WAIT n` on the stream's node
+   * after the append). Fewer within `timeoutMs` rejects with `ERR_NOT_REPLICATED` (outcome unknown:
+   * retry with the same `eventId`). Default: `EVENT_PUBLISHER_REPLICA_ACKS`, else 0 (no wait: a
+   * failover may then lose entries the primary had acknowledged).
+   */
+  replicaAcks?: number;
   /** Postgres URL for publishing, with Prisma's parameters as Prisma means them (README, "Database URL parameters"); may point at PgBouncer in any pool mode. Default: `DATABASE_URL`. */
   databaseUrl?: string;
   /** Postgres URL without a pooler, Prisma's `directUrl`: `migrate()` and `reconcile()` use it when given. Default: `DIRECT_URL`. */
@@ -172,7 +200,8 @@ export type ErrorCode =
   | 'ERR_CONFIG'
   | 'ERR_CIRCUIT_OPEN'
   | 'ERR_OVERLOADED'
-  | 'ERR_EVENT_ID_CONFLICT';
+  | 'ERR_EVENT_ID_CONFLICT'
+  | 'ERR_NOT_REPLICATED';
 
 /** Every rejection of this package is one of these. */
 export declare class EventPublisherError extends Error {

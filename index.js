@@ -132,7 +132,8 @@ function nativeEvent(type, data, context, prefix) {
 const OPTION_KEYS = new Set([
   'redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'retention', 'source', 'metadataTable',
   'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold',
-  'circuitCooldownMs', 'logger', 'logLevel', 'entryIds', 'traceContext',
+  'circuitCooldownMs', 'logger', 'logLevel', 'entryIds', 'traceContext', 'redisClusterNodes',
+  'redisSentinel', 'replicaAcks',
 ]);
 
 function configError(message) {
@@ -140,7 +141,10 @@ function configError(message) {
 }
 
 // Read in JS: test runners (jest) give each file its own process.env, invisible to native code.
-const ENV_VARS = ['REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'DATABASE_URL', 'DIRECT_URL', 'EVENT_PUBLISHER_LOG'];
+const ENV_VARS = [
+  'REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'REDIS_CLUSTER_NODES', 'DATABASE_URL',
+  'DIRECT_URL', 'EVENT_PUBLISHER_LOG', 'EVENT_PUBLISHER_REPLICA_ACKS',
+];
 
 function envSnapshot() {
   const env = {};
@@ -168,7 +172,25 @@ function nativeOptions(options) {
     out[to] = v;
   };
   ['redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
-  ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold', 'circuitCooldownMs'].forEach((k) => num(k));
+  ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold', 'circuitCooldownMs', 'replicaAcks'].forEach((k) => num(k));
+  const strings = (v, name) => {
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw configError(`${name} must be an array of strings, got ${describe(v)}`);
+    return v.slice();
+  };
+  if (options.redisClusterNodes !== undefined && options.redisClusterNodes !== null) {
+    out.redisClusterNodes = strings(options.redisClusterNodes, 'redisClusterNodes');
+  }
+  const s = options.redisSentinel;
+  if (s !== undefined && s !== null) {
+    if (typeof s !== 'object') throw configError(`redisSentinel must be an object, got ${describe(s)}`);
+    if (typeof s.name !== 'string') throw configError(`redisSentinel.name must be a string, got ${describe(s.name)}`);
+    for (const k of ['password', 'sentinelPassword']) {
+      if (s[k] !== undefined && s[k] !== null && typeof s[k] !== 'string') throw configError(`redisSentinel.${k} must be a string`);
+    }
+    out.redisSentinel = { sentinels: strings(s.sentinels, 'redisSentinel.sentinels'), name: s.name };
+    if (s.password != null) out.redisSentinel.password = s.password;
+    if (s.sentinelPassword != null) out.redisSentinel.sentinelPassword = s.sentinelPassword;
+  }
   const r = options.retention;
   if (r !== undefined && r !== null) {
     if (typeof r !== 'object') throw configError(`retention must be an object, got ${describe(r)}`);

@@ -59,6 +59,12 @@ pub struct Options {
     pub redis_ca_file: Option<String>,
     /// `reserved` (default) or `server`: how entry IDs are chosen (see [`EntryIds`]).
     pub entry_ids: Option<String>,
+    /// Seed nodes of a Redis Cluster (URLs or `host:port`).
+    pub redis_cluster_nodes: Option<Vec<String>>,
+    /// The Sentinel-managed primary to follow.
+    pub redis_sentinel: Option<crate::redis_topology::SentinelOptions>,
+    /// Replicas that must hold each append before a publish resolves (`WAIT`).
+    pub replica_acks: Option<f64>,
     /// The environment to read defaults from; `None` reads the process environment. (Node
     /// passes `process.env`'s values, which a test runner may have changed without `setenv`.)
     pub env: Option<std::collections::HashMap<String, String>>,
@@ -119,6 +125,12 @@ pub struct RedisConfig {
     pub tls: bool,
     /// Extra CA to trust.
     pub ca_file: Option<String>,
+    /// `url` came from `redisUrl` or `REDIS_URL` (not the local default).
+    pub given: bool,
+    /// The deployment (one node, Cluster seeds, Sentinel).
+    pub topology: crate::redis_topology::Topology,
+    /// Replicas to wait for after each append (0: none).
+    pub replica_acks: u32,
 }
 
 /// The validated configuration.
@@ -185,7 +197,25 @@ impl Config {
     pub fn resolve(o: Options) -> Result<Config, PublishError> {
         let env_map = o.env;
         let env = |name: &str| env_in(env_map.as_ref(), name);
-        let redis = redis_config(o.redis_url, o.redis_ca_file, &env)?;
+        let mut redis = redis_config(o.redis_url, o.redis_ca_file, &env)?;
+        let cluster_nodes = o.redis_cluster_nodes.or_else(|| {
+            env("REDIS_CLUSTER_NODES").map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+        });
+        redis.topology = crate::redis_topology::resolve(
+            redis.given.then_some(redis.url.as_str()),
+            cluster_nodes,
+            o.redis_sentinel,
+        )?;
+        redis.replica_acks = crate::redis_topology::replica_acks(
+            o.replica_acks,
+            env("EVENT_PUBLISHER_REPLICA_ACKS"),
+        )?;
         let database_url = o
             .database_url
             .or_else(|| env("DATABASE_URL"))
@@ -264,6 +294,7 @@ fn redis_config(
     ca_file: Option<String>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RedisConfig, PublishError> {
+    let given = url.is_some() || env("REDIS_URL").is_some();
     let url = match url.or_else(|| env("REDIS_URL")) {
         Some(u) => u,
         None => {
@@ -275,6 +306,19 @@ fn redis_config(
             }
         }
     };
+    let base = |tls| RedisConfig {
+        display: redact(&url),
+        url: url.clone(),
+        tls,
+        ca_file: ca_file.clone(),
+        topology: crate::redis_topology::Topology::Node,
+        replica_acks: 0,
+        given,
+    };
+    // Parsed by redis_topology (its host list is no URL authority).
+    if url.starts_with("redis+sentinel://") {
+        return Ok(base(false));
+    }
     let parsed = url::Url::parse(&url)
         .map_err(|e| PublishError::config(format!("redisUrl is not a valid URL ({e})")))?;
     let tls = match parsed.scheme() {
@@ -282,19 +326,14 @@ fn redis_config(
         "rediss" => true,
         other => {
             return Err(PublishError::config(format!(
-                "redisUrl must start with redis:// or rediss://, got '{other}://'"
-            )))
+            "redisUrl must start with redis://, rediss:// or redis+sentinel://, got '{other}://'"
+        )))
         }
     };
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(PublishError::config("redisUrl has no host"));
     }
-    Ok(RedisConfig {
-        display: redact(&url),
-        url,
-        tls,
-        ca_file,
-    })
+    Ok(base(tls))
 }
 
 fn percent_encode(s: &str) -> String {

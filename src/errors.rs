@@ -26,6 +26,9 @@ pub enum Code {
     Overloaded,
     /// A caller-supplied `eventId` already belongs to a different event.
     EventIdConflict,
+    /// The entries are on the primary, but fewer than `replicaAcks` replicas acknowledged them
+    /// within `timeoutMs`; the outcome is unknown (retry with the same `eventId`).
+    NotReplicated,
 }
 
 impl Code {
@@ -42,12 +45,16 @@ impl Code {
             Code::CircuitOpen => "ERR_CIRCUIT_OPEN",
             Code::Overloaded => "ERR_OVERLOADED",
             Code::EventIdConflict => "ERR_EVENT_ID_CONFLICT",
+            Code::NotReplicated => "ERR_NOT_REPLICATED",
         }
     }
 
     /// Infrastructure failures count towards the circuit breaker; caller mistakes do not.
     pub fn is_infrastructure(self) -> bool {
-        matches!(self, Code::Redis | Code::Database | Code::Timeout)
+        matches!(
+            self,
+            Code::Redis | Code::Database | Code::Timeout | Code::NotReplicated
+        )
     }
 }
 
@@ -96,6 +103,17 @@ impl PublishError {
             || !(cause.is_io_error() || cause.is_timeout() || cause.is_connection_dropped());
         let mut e = Self::new(code, format!("Redis {what} failed: {cause}"));
         e.outcome_unknown = !definite;
+        // A demoted primary (failover) or a cluster slot in transit refused the command without
+        // running it: running it again, on the new primary, is expected to succeed.
+        e.retryable_conflict = matches!(
+            cause.kind(),
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::ReadOnly
+                    | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::ClusterDown
+                    | redis::ServerErrorKind::MasterDown
+            )
+        );
         e
     }
 
@@ -223,6 +241,7 @@ mod tests {
     fn codes_are_stable_strings() {
         assert_eq!(Code::InvalidEvent.as_str(), "ERR_INVALID_EVENT");
         assert_eq!(Code::Closed.as_str(), "ERR_CLOSED");
+        assert_eq!(Code::NotReplicated.as_str(), "ERR_NOT_REPLICATED");
         assert!(Code::Redis.is_infrastructure());
         assert!(!Code::InvalidEvent.is_infrastructure());
     }

@@ -37,6 +37,8 @@ pub(crate) struct Job {
     pub(crate) batch: bool,
     pub(crate) trial: bool,
     pub(crate) reply: Reply,
+    /// When the caller's `timeoutMs` started.
+    pub(crate) since: std::time::Instant,
 }
 
 /// Writes groups; shared by the leaders that take turns writing them.

@@ -159,16 +159,22 @@ impl Writer {
                 .instrument(tracing::trace_span!("wait_append_order"));
             self.stage(Stage::WaitAppendOrder, wait).await;
         }
+        // With replicaAcks, the WAIT in the append's request ends before the first caller's
+        // timeoutMs does (a WAIT holds up the connection's later commands, so groups queued
+        // behind one start late).
+        let callers =
+            (jobs.iter().map(|j| j.since).min().unwrap_or(deadline) + self.timeout).min(deadline);
         let append = retry((&self.metrics, Stage::Append), deadline, false, || {
-            self.stream.append(&token, &appends)
+            self.stream.append(&token, &appends, callers)
         })
         .instrument(tracing::trace_span!("append", entries = appends.len()));
         let appended = self.stage(Stage::Append, append).await;
         drop(turn);
-        let entry_ids = match appended {
-            Ok((redis_us, ids)) => {
-                self.entry_ids.sync(redis_us, host_now_us());
-                ids
+        let (entry_ids, replicated) = match appended {
+            Ok(a) => {
+                self.entry_ids.sync(a.redis_us, host_now_us());
+                let replicated = self.stream.check_replicas(&a);
+                (a.ids, replicated)
             }
             Err(e) => {
                 // Definite: nothing was appended, so this call's rows go. Unknown even after
@@ -228,6 +234,12 @@ impl Writer {
                 e.outcome_unknown = true;
                 return merge(results, Err(e));
             }
+        }
+
+        // 4. With `replicaAcks`, resolve only once enough replicas hold the entries (a failover
+        //    cannot lose them then). Fewer in time: outcome unknown, the rows stay as they are.
+        if let Err(e) = replicated {
+            return merge(results, Err(e));
         }
 
         // `entry_ids` follows `live`: the events of the jobs without a result, in order.

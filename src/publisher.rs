@@ -328,6 +328,7 @@ impl Publisher {
             batch,
             trial,
             reply,
+            since: std::time::Instant::now(),
         };
         self.inner.writer.enqueue(job);
         match tokio::time::timeout(self.inner.timeout, rx).await {

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::Script;
+
+use crate::redis_connection::RedisLink;
 
 use crate::config::{RedisConfig, Retention};
 use crate::errors::PublishError;
@@ -117,18 +118,29 @@ pub struct Append<'a> {
     pub trace_context: &'a str,
 }
 
+/// What one append call did.
+pub struct Appended {
+    /// The Redis time of the append, Unix µs.
+    pub redis_us: u64,
+    /// The events' entry IDs, in order.
+    pub ids: Vec<String>,
+    /// With `replicaAcks`: how many replicas acknowledged, and how long WAIT could take (ms).
+    pub replicas: Option<(u64, u64)>,
+}
+
 /// The Redis side of the publisher.
 #[derive(Clone)]
 pub struct StreamWriter {
-    conn: ConnectionManager,
+    conn: RedisLink,
     stream: String,
     dedup_prefix: String,
     trim_kind: &'static str,
     trim_arg: String,
     dedup_ttl_ms: String,
     token_ttl_ms: String,
-    append: Script,
+    append_sha: String,
     op_timeout: Duration,
+    replica_acks: u32,
 }
 
 impl StreamWriter {
@@ -141,41 +153,20 @@ impl StreamWriter {
         dedup_window_ms: u64,
         timeout: Duration,
     ) -> Result<Self, PublishError> {
-        let client = match &cfg.ca_file {
-            Some(path) if cfg.tls => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    PublishError::config(format!("cannot read the Redis CA file {path}: {e}"))
-                })?;
-                Client::build_with_tls(
-                    cfg.url.as_str(),
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-            }
-            _ => Client::open(cfg.url.as_str()),
-        }
-        .map_err(|e| PublishError::config(format!("redisUrl {} is invalid: {e}", cfg.display)))?;
-        let manager_cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connecting = ConnectionManager::new_with_config(client, manager_cfg);
-        let mut conn = tokio::time::timeout(timeout, connecting)
-            .await
-            .map_err(|_| {
-                PublishError::timeout(
-                    &format!("connecting to Redis at {}", cfg.display),
-                    timeout.as_millis() as u64,
-                )
-            })?
-            .map_err(|e| PublishError::redis(&format!("connect to {}", cfg.display), &e))?;
+        let slot = crate::redis_keys::slot(stream);
+        let (mut conn, kind) =
+            tokio::time::timeout(timeout, RedisLink::connect(cfg, slot, timeout))
+                .await
+                .map_err(|_| {
+                    PublishError::timeout(
+                        &format!("connecting to Redis at {}", cfg.display),
+                        timeout.as_millis() as u64,
+                    )
+                })??;
+        tracing::debug!(topology = ?kind, "connected to Redis");
 
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
+        let info: String = conn
+            .query_at_stream(redis::cmd("INFO").arg("server"))
             .await
             .map_err(|e| PublishError::redis("INFO server", &e))?;
         check_version(&info)?;
@@ -185,23 +176,23 @@ impl StreamWriter {
             Retention::MaxLen(n) => ("MAXLEN", n.to_string()),
         };
         let append = Script::new(APPEND_LUA);
-        append
-            .prepare_invoke()
-            .load_async(&mut conn)
+        // Loaded where the stream is; another node (after a failover) gets it by EVAL.
+        conn.query_at_stream::<String>(redis::cmd("SCRIPT").arg("LOAD").arg(APPEND_LUA))
             .await
             .map_err(|e| PublishError::redis("SCRIPT LOAD", &e))?;
         Ok(StreamWriter {
             conn,
-            // A hash tag keeps dedup keys in the stream's cluster slot.
-            dedup_prefix: format!("{{{stream}}}:dedup:"),
+            // Every key the script touches hashes to the stream's cluster slot.
+            dedup_prefix: crate::redis_keys::key_prefix(stream),
             stream: stream.to_string(),
             trim_kind,
             trim_arg,
             dedup_ttl_ms: dedup_window_ms.to_string(),
             // A group token only needs to outlive the retries of its own publish.
             token_ttl_ms: (2 * timeout.as_millis().max(5000)).to_string(),
-            append,
+            append_sha: append.get_hash().to_string(),
             op_timeout: timeout,
+            replica_acks: cfg.replica_acks,
         })
     }
 
@@ -212,57 +203,159 @@ impl StreamWriter {
         &self,
         token: &str,
         events: &[Append<'_>],
-    ) -> Result<(u64, Vec<String>), PublishError> {
-        let mut inv = self.append.key(&self.stream);
-        inv.key(format!("{}g:{token}", self.dedup_prefix))
-            .arg(self.trim_kind)
+        wait_until: std::time::Instant,
+    ) -> Result<Appended, PublishError> {
+        // EVALSHA, and on NOSCRIPT (a node that never saw the script: a restarted or promoted
+        // one) EVAL with the whole script on that same node, routed by the same keys: never a
+        // SCRIPT LOAD on every master, where one unreachable master would block a healthy shard.
+        // With replicaAcks, WAIT goes in the same request: it counts the replicas holding this
+        // connection's writes, so it must run on the connection (and node) of the append; sent
+        // alone it could go out on a new connection after a reconnect and count nothing.
+        let mut conn = self.conn.clone();
+        let wait_ms = self.wait_ms(wait_until);
+        let request = |verb: &str, body: &str| {
+            let mut pipe = redis::pipe();
+            pipe.add_command(self.script_call(verb, body, token, events));
+            if let Some(ms) = wait_ms {
+                pipe.cmd("WAIT").arg(self.replica_acks).arg(ms);
+            }
+            pipe
+        };
+        let first = self
+            .bounded_raw(
+                "XADD script",
+                request("EVALSHA", &self.append_sha).query_async::<Vec<redis::Value>>(&mut conn),
+            )
+            .await?;
+        let replies = match first {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.bounded(
+                    "XADD script",
+                    request("EVAL", APPEND_LUA).query_async::<Vec<redis::Value>>(&mut conn),
+                )
+                .await?
+            }
+            other => other.map_err(|e| PublishError::redis("XADD script", &e))?,
+        };
+        let mut replies = replies.into_iter();
+        let bad = |what: String| PublishError::new(crate::errors::Code::Redis, what);
+        let (now, ids): (String, Vec<String>) = replies
+            .next()
+            .ok_or_else(|| bad("no reply to the append script".into()))
+            .and_then(|v| {
+                redis::FromRedisValue::from_redis_value(v)
+                    .map_err(|e| bad(format!("append script reply: {e}")))
+            })?;
+        if ids.len() != events.len() {
+            return Err(bad(format!(
+                "append script returned {} ids for {} events",
+                ids.len(),
+                events.len()
+            )));
+        }
+        let replicas = match wait_ms {
+            Some(ms) => {
+                let acked: u64 = replies
+                    .next()
+                    .ok_or_else(|| bad("no reply to WAIT".into()))
+                    .and_then(|v| {
+                        redis::FromRedisValue::from_redis_value(v)
+                            .map_err(|e| bad(format!("WAIT reply: {e}")))
+                    })?;
+                Some((acked, ms))
+            }
+            None => None,
+        };
+        Ok(Appended {
+            redis_us: now.parse().unwrap_or(0),
+            ids,
+            replicas,
+        })
+    }
+
+    /// The append script's call (`EVALSHA <sha>` or `EVAL <script>`) for one group: KEYS and ARGV
+    /// as documented on [`APPEND_LUA`].
+    fn script_call(
+        &self,
+        verb: &str,
+        body: &str,
+        token: &str,
+        events: &[Append<'_>],
+    ) -> redis::Cmd {
+        let dedup_keys = events.iter().filter(|e| e.dedup_id.is_some()).count();
+        let mut c = redis::cmd(verb);
+        c.arg(body)
+            .arg(2 + dedup_keys)
+            .arg(&self.stream)
+            .arg(format!("{}g:{token}", self.dedup_prefix));
+        for id in events.iter().filter_map(|e| e.dedup_id) {
+            c.arg(format!("{}{id}", self.dedup_prefix));
+        }
+        c.arg(self.trim_kind)
             .arg(&self.trim_arg)
             .arg(&self.dedup_ttl_ms)
             .arg(&self.dedup_prefix)
             .arg(&self.token_ttl_ms)
             .arg(MAX_AHEAD_MS)
             .arg(MAX_BEHIND_MS);
-        let mut keys = 2;
+        let mut key = 2;
         for e in events {
             match e.dedup_id {
-                Some(id) => {
-                    keys += 1;
-                    inv.key(format!("{}{id}", self.dedup_prefix));
-                    inv.arg(if e.retried {
-                        format!("?{keys}")
+                Some(_) => {
+                    key += 1;
+                    c.arg(if e.retried {
+                        format!("?{key}")
                     } else {
-                        keys.to_string()
+                        key.to_string()
                     });
                 }
                 None => {
-                    inv.arg("");
+                    c.arg("");
                 }
             }
-            inv.arg(e.proposed).arg(e.json).arg(e.trace_context);
+            c.arg(e.proposed).arg(e.json).arg(e.trace_context);
         }
-        let mut conn = self.conn.clone();
-        let (now, ids): (String, Vec<String>) = self
-            .bounded("XADD script", inv.invoke_async(&mut conn))
-            .await?;
-        if ids.len() != events.len() {
-            return Err(PublishError::new(
-                crate::errors::Code::Redis,
-                format!(
-                    "append script returned {} ids for {} events",
-                    ids.len(),
-                    events.len()
-                ),
-            ));
+        c
+    }
+
+    /// How long the WAIT after an append may take, `None` without `replicaAcks`. The callers'
+    /// own timeoutMs started before this group did: the WAIT ends a little before `until`, so
+    /// they get its answer rather than ERR_TIMEOUT (and never 0, which would block for ever).
+    fn wait_ms(&self, until: std::time::Instant) -> Option<u64> {
+        if self.replica_acks == 0 {
+            return None;
         }
-        Ok((now.parse().unwrap_or(0), ids))
+        let left = until
+            .saturating_duration_since(std::time::Instant::now())
+            .as_millis() as u64;
+        Some(left.saturating_sub((left / 5).max(20)).max(1))
+    }
+
+    /// `ERR_NOT_REPLICATED` (outcome unknown: the entries are on the primary) when fewer than
+    /// `replicaAcks` replicas acknowledged an append.
+    pub fn check_replicas(&self, appended: &Appended) -> Result<(), PublishError> {
+        let Some((acked, ms)) = appended.replicas else {
+            return Ok(());
+        };
+        if acked >= u64::from(self.replica_acks) {
+            return Ok(());
+        }
+        let mut e = PublishError::new(
+            crate::errors::Code::NotReplicated,
+            format!(
+                "the entries are on the primary, but {acked} of the {} replicas asked for (replicaAcks) acknowledged them within {ms} ms; retry with the same eventId",
+                self.replica_acks
+            ),
+        );
+        e.outcome_unknown = true;
+        Err(e)
     }
 
     /// The Redis clock, Unix µs.
     pub async fn time_us(&self) -> Result<u64, PublishError> {
         let mut conn = self.conn.clone();
-        let (s, us): (u64, u64) = self
-            .bounded("TIME", redis::cmd("TIME").query_async(&mut conn))
-            .await?;
+        let time = redis::cmd("TIME");
+        let (s, us): (u64, u64) = self.bounded("TIME", conn.query_at_stream(&time)).await?;
         Ok(s * 1_000_000 + us)
     }
 
@@ -270,7 +363,7 @@ impl StreamWriter {
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
+        let ping = conn.query_at_stream::<String>(&cmd);
         matches!(tokio::time::timeout(self.op_timeout, ping).await, Ok(Ok(_)))
     }
 
@@ -418,6 +511,19 @@ impl StreamWriter {
             }
         }
         Ok(found)
+    }
+
+    /// Like `bounded`, keeping the driver's error for the caller to look at.
+    async fn bounded_raw<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<redis::RedisResult<T>, PublishError> {
+        tokio::time::timeout(self.op_timeout, fut)
+            .await
+            .map_err(|_| {
+                PublishError::timeout(&format!("Redis {what}"), self.op_timeout.as_millis() as u64)
+            })
     }
 
     async fn bounded<T>(

@@ -172,3 +172,20 @@ async function batchPayloadsAreChecked(pub: EventPublisher): Promise<void> {
   await pub.publishBatch(dynamic);
 }
 void batchPayloadsAreChecked;
+
+// Redis topologies (issue 10): Cluster seeds, Sentinel, replicaAcks, ERR_NOT_REPLICATED.
+async function topologies(): Promise<void> {
+  const cluster = await EventPublisher.connect({ redisClusterNodes: ['10.0.0.1:7000', 'redis://10.0.0.2:7001'], replicaAcks: 1 });
+  const sentinel = await EventPublisher.connect({
+    redisSentinel: { sentinels: ['10.0.0.1:26379'], name: 'mymaster', password: 'p', sentinelPassword: 's' },
+  });
+  // @ts-expect-error a sentinel configuration needs the primary's name
+  await EventPublisher.connect({ redisSentinel: { sentinels: ['h:1'] } });
+  try {
+    await cluster.publish('x.y', {}, { tenantId: 't', userId: 'u' });
+  } catch (err) {
+    if (err instanceof EventPublisherError && err.code === 'ERR_NOT_REPLICATED') return;
+  }
+  await sentinel.close();
+}
+void topologies;

@@ -1,0 +1,245 @@
+'use strict';
+// Private Redis topologies for the tests in __test__/redis: a Redis Cluster of its own
+// redis-server processes on free loopback ports, SIGTERM with a wait, and key-slot helpers.
+// Every server is a privateRedis() (stopped by PID; see stores.js).
+
+const { execFile } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const Redis = require('ioredis');
+const { privateRedis, freePort } = require('./stores');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function redisCli(args, timeoutMs = 30_000) {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stdout, stderr }));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** SIGTERM (Redis's own orderly shutdown) and wait until the process has exited. */
+async function terminate(srv) {
+  const child = srv.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** A short-lived ioredis client to one node (no retries, no cluster redirection). */
+async function nodeClient(port) {
+  const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+async function onNode(port, fn) {
+  const c = await nodeClient(port);
+  try {
+    return await fn(c);
+  } finally {
+    c.disconnect();
+  }
+}
+
+/**
+ * A Redis Cluster of `masters` masters and `replicas` replicas per master, each node a private
+ * redis-server (started in parallel) with `cluster-node-timeout` `nodeTimeoutMs`. Resolves once
+ * every node reports cluster_state:ok. `stop()` kills every node and removes the config files.
+ */
+async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000 } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-cluster-'));
+  const count = masters * (1 + replicas);
+  const ports = [];
+  for (let i = 0; i < count; i++) ports.push(await freePort());
+  const nodes = await Promise.all(
+    ports.map((port) =>
+      privateRedis(
+        [
+          '--cluster-enabled', 'yes',
+          '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout', String(nodeTimeoutMs),
+          '--dir', dir,
+        ],
+        { port },
+      ),
+    ),
+  );
+  const cluster = {
+    dir,
+    nodes,
+    ports,
+    urls: ports.map((p) => `redis://127.0.0.1:${p}`),
+    async stop() {
+      for (const n of nodes) await n.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+    /** The port of the master that owns `slot` now (asked of any live node). */
+    async masterOf(slot) {
+      for (const n of nodes) {
+        if (!n.child || n.child.exitCode !== null || n.child.signalCode !== null) continue;
+        try {
+          const shards = await onNode(n.port, (c) => c.call('CLUSTER', 'SLOTS'));
+          for (const [from, to, master] of shards) if (slot >= from && slot <= to) return master[1];
+        } catch {
+          // try the next node
+        }
+      }
+      throw new Error(`no live node knows slot ${slot}`);
+    },
+    /** The ports of the replicas of the master on `port`. */
+    async replicasOf(port) {
+      const id = await onNode(port, (c) => c.call('CLUSTER', 'MYID'));
+      const lines = (await onNode(port, (c) => c.call('CLUSTER', 'NODES'))).split('\n');
+      return lines
+        .map((l) => l.split(' '))
+        .filter((f) => f[3] === id && f[2].includes('slave'))
+        .map((f) => Number(f[1].split(':')[1].split('@')[0]));
+    },
+    node(port) {
+      return nodes[ports.indexOf(port)];
+    },
+    async waitOk(ms = 20_000) {
+      const until = Date.now() + ms;
+      for (;;) {
+        let ok = true;
+        for (const n of nodes) {
+          if (!n.child || n.child.exitCode !== null || n.child.signalCode !== null) continue;
+          try {
+            const info = await onNode(n.port, (c) => c.call('CLUSTER', 'INFO'));
+            if (!/cluster_state:ok/.test(info)) ok = false;
+          } catch {
+            ok = false;
+          }
+        }
+        if (ok) return;
+        if (Date.now() > until) throw new Error('cluster not ok in time');
+        await sleep(100);
+      }
+    },
+  };
+  try {
+    await redisCli([
+      '--cluster', 'create',
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas', String(replicas),
+      '--cluster-yes',
+    ]);
+    await cluster.waitOk();
+    // Replicas in sync (their first full resync done), so WAIT can be acknowledged at once.
+    const until = Date.now() + 20_000;
+    for (const port of ports) {
+      for (;;) {
+        const info = await onNode(port, (c) => c.info('replication')).catch(() => '');
+        if (/role:master/.test(info) || /master_link_status:up/.test(info)) break;
+        if (Date.now() > until) throw new Error(`replica on ${port} not in sync in time`);
+        await sleep(50);
+      }
+    }
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
+}
+
+/** `CLUSTER KEYSLOT` of each key, asked of a cluster-enabled node on `port`. */
+async function keySlots(port, keys) {
+  return onNode(port, (c) => Promise.all(keys.map((k) => c.call('CLUSTER', 'KEYSLOT', k))));
+}
+
+module.exports = { startCluster, terminate, nodeClient, onNode, keySlots, redisCli, sleep };
+
+const { spawn } = require('node:child_process');
+
+/** INFO replication of the node on `port`, as an object. */
+async function replicationInfo(port) {
+  const text = await onNode(port, (c) => c.info('replication'));
+  return Object.fromEntries(text.split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2)));
+}
+
+/** A primary and `replicas` replicas (private servers), resolved once every replica's link is up. */
+async function startReplicated({ replicas = 1, args = [] } = {}) {
+  // A replica writes the primary's RDB to its dir during a full sync: keep it out of the cwd.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-replicated-'));
+  const own = (name) => {
+    fs.mkdirSync(path.join(dir, name));
+    return ['--dir', path.join(dir, name)];
+  };
+  const primary = await privateRedis([...args, ...own('primary')]);
+  const reps = await Promise.all(
+    Array.from({ length: replicas }, (_, i) => privateRedis([...args, ...own(`replica-${i}`), '--replicaof', '127.0.0.1', String(primary.port)])),
+  );
+  const until = Date.now() + 15_000;
+  for (const r of reps) {
+    while ((await replicationInfo(r.port).catch(() => ({}))).master_link_status !== 'up') {
+      if (Date.now() > until) throw new Error('replica link not up in time');
+      await sleep(50);
+    }
+  }
+  return {
+    primary,
+    replicas: reps,
+    async stop() {
+      for (const s of [primary, ...reps]) await s.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A redis-server in Sentinel mode watching `name` at 127.0.0.1:`masterPort` (own config file). */
+async function startSentinel(masterPort, name, { quorum = 2, downAfterMs = 1000, failoverTimeoutMs = 5000 } = {}) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-sentinel-'));
+  const conf = path.join(dir, 'sentinel.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} ${quorum}`,
+      `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+      `sentinel failover-timeout ${name} ${failoverTimeoutMs}`,
+      `sentinel parallel-syncs ${name} 1`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
+  process.once('exit', () => {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  const until = Date.now() + 15_000;
+  for (;;) {
+    try {
+      if ((await onNode(port, (c) => c.ping())) === 'PONG') break;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > until) throw new Error('sentinel did not start');
+    await sleep(50);
+  }
+  return {
+    port,
+    child,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports.replicationInfo = replicationInfo;
+module.exports.startReplicated = startReplicated;
+module.exports.startSentinel = startSentinel;

@@ -1,0 +1,552 @@
+//! The one connection type the stream writer sends its commands on, whatever the topology, and
+//! the exact classification of outages: a command that never reached a live connection fails as
+//! a connection refusal (definite: nothing ran), unlike one that was sent and lost its reply.
+//!
+//! redis-rs reports both as the same "connection dropped" error, so plain TCP connections are
+//! made here, on a socket wrapper ([`ProbedStream`]) that knows whether the server had already
+//! closed the connection before a write and how many writes went out.
+//!
+//! Topologies: one node ([`DirectLink`] to a fixed address), a Sentinel-managed primary (a
+//! [`DirectLink`] whose address is asked of the sentinels at each (re)connect, and which
+//! reconnects after a `READONLY` reply: the node it talks to was demoted), and a Cluster
+//! (redis-rs's `ClusterConnection`: MOVED/ASK, topology refresh, TRYAGAIN/CLUSTERDOWN retries).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{
+    Client, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, Value,
+};
+
+use crate::config::RedisConfig;
+use crate::errors::PublishError;
+use crate::redis_topology::{SentinelConfig, Topology};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A connection to Redis, cheap to clone (clones share the underlying connection).
+#[derive(Clone)]
+pub enum RedisLink {
+    /// Plain TCP to one node, outages classified exactly.
+    Direct(DirectLink),
+    /// TLS to one node through redis-rs's reconnecting manager (its I/O errors stay ambiguous).
+    Managed(ConnectionManager),
+    /// A Redis Cluster; `slot` is the stream's, where commands without keys are sent.
+    Cluster(ClusterConnection, u16),
+}
+
+/// Which topology a link ended up on, for messages and health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One node.
+    Standalone,
+    /// A Redis Cluster.
+    Cluster,
+    /// The primary the sentinels name.
+    Sentinel,
+}
+
+impl RedisLink {
+    /// Connects to the deployment `cfg` describes, within `timeout`. A node given by URL that
+    /// reports `cluster_enabled:1` is used as the seed of a Cluster connection. `slot` is the
+    /// stream's cluster slot.
+    pub async fn connect(
+        cfg: &RedisConfig,
+        slot: u16,
+        timeout: Duration,
+    ) -> Result<(RedisLink, Kind), PublishError> {
+        let fail = |what: &str, e: &RedisError| PublishError::redis(what, e);
+        match &cfg.topology {
+            Topology::Cluster { seeds } => {
+                let conn = cluster(cfg, seeds, timeout)
+                    .await
+                    .map_err(|e| fail("connect to the cluster seeds", &e))?;
+                Ok((RedisLink::Cluster(conn, slot), Kind::Cluster))
+            }
+            Topology::Sentinel(s) => {
+                let link = DirectLink::connect(Target::Sentinel(s.clone()), timeout)
+                    .await
+                    .map_err(|e| fail(&format!("connect via the sentinels of '{}'", s.name), &e))?;
+                Ok((RedisLink::Direct(link), Kind::Sentinel))
+            }
+            Topology::Node => {
+                let client = node_client(cfg, &cfg.url)?;
+                let what = format!("connect to {}", cfg.display);
+                let mut link = if cfg.tls {
+                    let manager_cfg = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout))
+                        .set_number_of_retries(1)
+                        .set_max_delay(Duration::from_millis(500));
+                    RedisLink::Managed(
+                        ConnectionManager::new_with_config(client, manager_cfg)
+                            .await
+                            .map_err(|e| fail(&what, &e))?,
+                    )
+                } else {
+                    RedisLink::Direct(
+                        DirectLink::connect(Target::Fixed(client), timeout)
+                            .await
+                            .map_err(|e| fail(&what, &e))?,
+                    )
+                };
+                let info: String = redis::cmd("INFO")
+                    .arg("cluster")
+                    .query_async(&mut link)
+                    .await
+                    .map_err(|e| fail("INFO cluster", &e))?;
+                if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+                    return Ok((link, Kind::Standalone));
+                }
+                tracing::debug!(url = %cfg.display, "redisUrl names a cluster node");
+                let conn = cluster(cfg, std::slice::from_ref(&cfg.url), timeout)
+                    .await
+                    .map_err(|e| fail(&format!("connect to the cluster of {}", cfg.display), &e))?;
+                Ok((RedisLink::Cluster(conn, slot), Kind::Cluster))
+            }
+        }
+    }
+
+    /// Runs a command that names no key on the node that holds the stream (its shard's master
+    /// on a Cluster), e.g. `TIME`, `PING`, `WAIT`, `SCRIPT LOAD`.
+    pub async fn query_at_stream<T: FromRedisValue>(&mut self, cmd: &Cmd) -> Result<T, RedisError> {
+        match self {
+            RedisLink::Cluster(c, slot) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(*slot, SlotAddr::Master),
+                ));
+                let v = c.route_command(cmd.clone(), route).await?;
+                Ok(T::from_redis_value(v)?)
+            }
+            other => cmd.query_async(other).await,
+        }
+    }
+}
+
+/// A client for one node's URL, with the CA file when there is one.
+fn node_client(cfg: &RedisConfig, url: &str) -> Result<Client, PublishError> {
+    match &cfg.ca_file {
+        Some(path) if cfg.tls => {
+            let pem = std::fs::read(path).map_err(|e| {
+                PublishError::config(format!("cannot read the Redis CA file {path}: {e}"))
+            })?;
+            Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+        }
+        _ => Client::open(url),
+    }
+    .map_err(|e| PublishError::config(format!("redisUrl {} is invalid: {e}", cfg.display)))
+}
+
+/// A Cluster connection from `seeds`; its own retries (MOVED/ASK, TRYAGAIN, CLUSTERDOWN, a
+/// failover's refresh) are bounded by the caller's time budget.
+async fn cluster(
+    cfg: &RedisConfig,
+    seeds: &[String],
+    timeout: Duration,
+) -> Result<ClusterConnection, RedisError> {
+    let mut b = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(12)
+        .min_retry_wait(20)
+        .max_retry_wait(250);
+    if let (Some(path), true) = (&cfg.ca_file, cfg.tls) {
+        let pem = std::fs::read(path)?;
+        b = b.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
+    }
+    b.build()?.get_async_connection().await
+}
+
+impl ConnectionLike for RedisLink {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisLink::Direct(c) => c.req_packed_command(cmd),
+            RedisLink::Managed(c) => c.req_packed_command(cmd),
+            RedisLink::Cluster(c, _) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisLink::Direct(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisLink::Managed(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisLink::Cluster(c, _) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisLink::Direct(c) => c.get_db(),
+            RedisLink::Managed(c) => c.get_db(),
+            RedisLink::Cluster(c, _) => c.get_db(),
+        }
+    }
+}
+
+/// The error of a command that was never written to a live connection: a connection refusal
+/// (`is_connection_refusal()`), so it is classified as definite.
+pub fn not_sent(why: &str) -> RedisError {
+    RedisError::from(io::Error::new(
+        io::ErrorKind::ConnectionRefused,
+        why.to_string(),
+    ))
+}
+
+/// One multiplexed connection to a node over plain TCP, reconnected on the next command once it
+/// is known dead (the server closed it, a write failed, an I/O error came back, or a Sentinel
+/// primary answered `READONLY`).
+#[derive(Clone)]
+pub struct DirectLink {
+    shared: Arc<Shared>,
+}
+
+/// Where a direct link connects.
+pub enum Target {
+    /// The node of this client's URL.
+    Fixed(Client),
+    /// The primary the sentinels name at each connect.
+    Sentinel(SentinelConfig),
+}
+
+struct Shared {
+    target: Target,
+    connect_timeout: Duration,
+    current: tokio::sync::Mutex<Option<Live>>,
+}
+
+#[derive(Clone)]
+struct Live {
+    conn: MultiplexedConnection,
+    probe: Arc<Probe>,
+}
+
+/// What the socket wrapper saw, shared with the link.
+#[derive(Default)]
+struct Probe {
+    /// The server closed the connection (EOF read or peeked), or a read or write failed.
+    dead: AtomicBool,
+    /// Writes that put at least one byte on the wire.
+    writes: AtomicU64,
+}
+
+impl DirectLink {
+    /// Connects to `target` (plain TCP), within `connect_timeout`.
+    pub async fn connect(target: Target, connect_timeout: Duration) -> Result<Self, RedisError> {
+        let link = DirectLink {
+            shared: Arc::new(Shared {
+                target,
+                connect_timeout,
+                current: tokio::sync::Mutex::new(None),
+            }),
+        };
+        link.live().await?;
+        Ok(link)
+    }
+
+    /// The current connection, a new one when there is none or it is known dead.
+    async fn live(&self) -> Result<Live, RedisError> {
+        let mut current = self.shared.current.lock().await;
+        if let Some(live) = current.as_ref() {
+            if !live.probe.dead.load(Ordering::Acquire) {
+                return Ok(live.clone());
+            }
+            tracing::debug!("redis connection closed; reconnecting");
+        }
+        *current = None;
+        let live = tokio::time::timeout(self.shared.connect_timeout, self.open())
+            .await
+            .map_err(|_| {
+                not_sent(&format!(
+                    "connecting took longer than {} ms",
+                    self.shared.connect_timeout.as_millis()
+                ))
+            })??;
+        *current = Some(live.clone());
+        Ok(live)
+    }
+
+    async fn open(&self) -> Result<Live, RedisError> {
+        let client = match &self.shared.target {
+            Target::Fixed(client) => client.clone(),
+            Target::Sentinel(s) => sentinel_primary(s, self.shared.connect_timeout).await?,
+        };
+        let (host, port) = match client.get_connection_info().addr() {
+            ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+            _ => {
+                return Err(RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "a direct link is plain TCP",
+                )))
+            }
+        };
+        let tcp = TcpStream::connect((host.as_str(), port)).await?;
+        tcp.set_nodelay(true)?;
+        let probe = Arc::new(Probe::default());
+        let stream = ProbedStream {
+            inner: tcp,
+            probe: probe.clone(),
+        };
+        let info = client.get_connection_info().redis_settings();
+        let (mut conn, driver) = MultiplexedConnection::new_with_config(
+            info,
+            stream,
+            // No response timeout of the driver's (500 ms by default): every command is bounded
+            // by the caller's budget, and WAIT may rightly take longer.
+            redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await?;
+        let gone = probe.clone();
+        tokio::spawn(async move {
+            driver.await;
+            gone.dead.store(true, Ordering::Release);
+        });
+        if matches!(self.shared.target, Target::Sentinel(_)) {
+            // Right after a failover a sentinel may name a node that is not yet promoted.
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+            let is_master = matches!(role.first(), Some(Value::BulkString(b)) if b == b"master");
+            if !is_master {
+                probe.dead.store(true, Ordering::Release);
+                return Err(not_sent(&format!(
+                    "the sentinels name {host}:{port}, which is not a primary (yet)"
+                )));
+            }
+            tracing::debug!(%host, port, "connected to the primary the sentinels name");
+        }
+        Ok(Live { conn, probe })
+    }
+
+    /// Runs `send` on the live connection; a failure that left the wire untouched on a dead
+    /// connection becomes [`not_sent`].
+    async fn run<T>(
+        &self,
+        send: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
+    ) -> Result<T, RedisError> {
+        let live = self.live().await?;
+        let writes = live.probe.writes.load(Ordering::Acquire);
+        let mut conn = live.conn.clone();
+        match send(&mut conn).await {
+            Ok(v) => Ok(v),
+            Err(e)
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
+            {
+                live.probe.dead.store(true, Ordering::Release);
+                // No byte went out after the command was handed over and the connection was dead:
+                // the command cannot have reached the server.
+                if !e.is_timeout() && live.probe.writes.load(Ordering::Acquire) == writes {
+                    Err(not_sent(&format!(
+                        "the connection was closed before the command was sent ({e})"
+                    )))
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => {
+                // A demoted primary: the next command asks the sentinels again. The command did
+                // not run (READONLY), so it is retried like a conflict.
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) {
+                    live.probe.dead.store(true, Ordering::Release);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Asks the sentinels, in turn, for the address of the primary `s.name`; returns a client for
+/// it (with the primary's password).
+async fn sentinel_primary(s: &SentinelConfig, timeout: Duration) -> Result<Client, RedisError> {
+    let mut last: Option<RedisError> = None;
+    for (host, port) in &s.sentinels {
+        let info = ConnectionAddr::Tcp(host.clone(), *port).into_connection_info()?;
+        let info = match &s.sentinel_password {
+            Some(p) => info
+                .set_redis_settings(redis::RedisConnectionInfo::default().set_password(p.clone())),
+            None => info,
+        };
+        let asked = async {
+            let client = Client::open(info)?;
+            let mut c = client.get_multiplexed_async_connection().await?;
+            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&s.name)
+                .query_async(&mut c)
+                .await?;
+            Ok::<_, RedisError>(addr)
+        };
+        match tokio::time::timeout(timeout, asked).await {
+            Ok(Ok(Some((h, p)))) => {
+                let node = ConnectionAddr::Tcp(h, p).into_connection_info()?;
+                let node = match &s.password {
+                    Some(pw) => node.set_redis_settings(
+                        redis::RedisConnectionInfo::default().set_password(pw.clone()),
+                    ),
+                    None => node,
+                };
+                return Client::open(node);
+            }
+            Ok(Ok(None)) => {
+                last = Some(not_sent(&format!(
+                    "sentinel {host}:{port} does not know a primary named '{}'",
+                    s.name
+                )))
+            }
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(not_sent(&format!("sentinel {host}:{port} did not answer"))),
+        }
+    }
+    // The command was not sent to any primary.
+    Err(not_sent(&format!(
+        "no sentinel named the primary '{}' ({})",
+        s.name,
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+impl ConnectionLike for DirectLink {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move { self.run(async |c| c.req_packed_command(cmd).await).await })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            self.run(async |c| c.req_packed_commands(pipeline, offset, count).await)
+                .await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.shared.target {
+            Target::Fixed(c) => c.get_connection_info().redis_settings().db(),
+            Target::Sentinel(_) => 0,
+        }
+    }
+}
+
+/// A TCP stream that, before each write, peeks whether the server has closed the connection (a
+/// FIN already received: Redis closes a socket only when it will read no more from it), refusing
+/// the write then instead of sending bytes nobody will read; and counts the writes that went out.
+struct ProbedStream {
+    inner: TcpStream,
+    probe: Arc<Probe>,
+}
+
+impl ProbedStream {
+    /// Err when the peer has closed the connection (or it has failed), before anything is written.
+    fn check_open(&self) -> io::Result<()> {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        // The socket is non-blocking (tokio's), so the peek returns at once.
+        match socket2::SockRef::from(&self.inner).peek(&mut buf) {
+            Ok(0) => {
+                self.probe.dead.store(true, Ordering::Release);
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "the server closed the connection",
+                ))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => {
+                self.probe.dead.store(true, Ordering::Release);
+                Err(io::Error::new(io::ErrorKind::ConnectionRefused, e))
+            }
+        }
+    }
+
+    fn wrote(&self, r: &Poll<io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                self.probe.writes.fetch_add(1, Ordering::AcqRel);
+            }
+            Poll::Ready(Err(_)) => self.probe.dead.store(true, Ordering::Release),
+            _ => {}
+        }
+    }
+}
+
+impl AsyncRead for ProbedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &r {
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                self.probe.dead.store(true, Ordering::Release);
+            }
+            Poll::Ready(Err(_)) => self.probe.dead.store(true, Ordering::Release),
+            _ => {}
+        }
+        r
+    }
+}
+
+impl AsyncWrite for ProbedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check_open() {
+            return Poll::Ready(Err(e));
+        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check_open() {
+            return Poll::Ready(Err(e));
+        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
