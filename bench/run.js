@@ -35,6 +35,7 @@ const IMPLS = {
   'package-log-file': '@hyvve/event-publisher with `logLevel: \'info\'` and a logger writing JSON lines to a file',
   prisma: 'ioredis + Prisma 7 (platform reference)',
   pg: 'ioredis + pg (lean JS reference)',
+  'package-baseline': 'an earlier build of @hyvve/event-publisher, from the checkout named by `BENCH_BASELINE_DIR` (opt-in via --impl)',
   'package-pgbouncer': '@hyvve/event-publisher through PgBouncer (transaction pooling, its default settings: default_pool_size 20) in front of the same Postgres',
 };
 // Implementations measured in some scenarios only (the others show "not run").
@@ -273,7 +274,7 @@ async function benchmark(opts, ctx) {
   const scenarios = opts.scenario || Object.keys(SCENARIOS);
   const pkgError = packageLoadError();
   // `package-log-file` (logging cost) runs only when named: --impl package,package-log-file.
-  let impls = opts.impl || Object.keys(IMPLS).filter((k) => k !== 'package-log-file');
+  let impls = opts.impl || Object.keys(IMPLS).filter((k) => k !== 'package-log-file' && k !== 'package-baseline');
   if (pkgError && impls.some((i) => i.startsWith('package'))) {
     console.log(`\n*** Skipping @hyvve/event-publisher: require('..') failed: ${pkgError}`);
     console.log('*** Build it at the repo root (npm run build) to include it.\n');

@@ -22,6 +22,11 @@ const IMPLEMENTATIONS = {
       connect: (o) => EventPublisher.connect({ ...o, logLevel: 'info', logger: (e) => out.write(`${JSON.stringify(e)}\n`) }),
     };
   },
+  // Another checkout's build (an earlier commit), to show a change's cost side by side in one run.
+  'package-baseline': () => {
+    if (!process.env.BENCH_BASELINE_DIR) throw new Error('package-baseline needs BENCH_BASELINE_DIR');
+    return require(path.resolve(process.env.BENCH_BASELINE_DIR)).EventPublisher;
+  },
   // The same package; run.js gives it a databaseUrl through PgBouncer.
   'package-pgbouncer': () => require(path.join(__dirname, '..')).EventPublisher,
   prisma: () => require('./refs/prisma-publisher').EventPublisher,
