@@ -110,6 +110,20 @@ function guarded(what, read) {
 }
 
 /** Checks one event and returns the native call's arguments. */
+/** Converts publishBatch's argument, event by event (errors name `events[i]`). */
+function nativeBatch(events) {
+  if (!Array.isArray(events)) throw invalid(`events must be an array, got ${describe(events)}`);
+  const n = guarded('events.length', () => events.length);
+  const batch = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const ev = guarded(`events[${i}]`, () => events[i]);
+    if (ev === null || typeof ev !== 'object') throw invalid(`events[${i}] must be an object, got ${describe(ev)}`);
+    const [type, data, context] = guarded(`events[${i}]`, () => [ev.type, ev.data, ev.context]);
+    batch[i] = nativeEvent(type, data, context, `events[${i}].`);
+  }
+  return batch;
+}
+
 function nativeEvent(type, data, context, prefix) {
   if (typeof type !== 'string') throw invalid(`${prefix}type must be a string, got ${describe(type)}`);
   checkWellFormed(type, `${prefix}type`);
@@ -354,15 +368,7 @@ class EventPublisher {
   publishBatch(events) {
     let batch;
     try {
-      if (!Array.isArray(events)) throw invalid(`events must be an array, got ${describe(events)}`);
-      const n = guarded('events.length', () => events.length);
-      batch = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const ev = guarded(`events[${i}]`, () => events[i]);
-        if (ev === null || typeof ev !== 'object') throw invalid(`events[${i}] must be an object, got ${describe(ev)}`);
-        const [type, data, context] = guarded(`events[${i}]`, () => [ev.type, ev.data, ev.context]);
-        batch[i] = nativeEvent(type, data, context, `events[${i}].`);
-      }
+      batch = nativeBatch(events);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -414,5 +420,5 @@ module.exports = { EventPublisher, EventPublisherError, EventTypes };
 // For `@hyvve/event-publisher/testing` (same argument checks and error conversion as the real
 // publisher); not enumerable, not part of the public API.
 Object.defineProperty(module.exports, '_internals', {
-  value: Object.freeze({ nativeEvent, nativeOptions, fromNative, invalid, guarded, describe }),
+  value: Object.freeze({ nativeEvent, nativeBatch, nativeOptions, fromNative, invalid, guarded, describe }),
 });

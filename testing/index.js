@@ -8,7 +8,7 @@ const { prepareEvents } = require('../binding.js');
 const core = require('../index.js');
 
 const { EventPublisherError } = core;
-const { nativeEvent, nativeOptions, fromNative, invalid, guarded, describe } = core._internals;
+const { nativeEvent, nativeBatch, nativeOptions, fromNative, describe } = core._internals;
 
 const DEFAULT_STREAM = 'hyvve:events:main';
 const ERROR_CODE = /^ERR_[A-Z_]+$/;
@@ -58,15 +58,7 @@ class TestPublisher {
   publishBatch(events) {
     let batch;
     try {
-      if (!Array.isArray(events)) throw invalid(`events must be an array, got ${describe(events)}`);
-      const n = guarded('events.length', () => events.length);
-      batch = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const ev = guarded(`events[${i}]`, () => events[i]);
-        if (ev === null || typeof ev !== 'object') throw invalid(`events[${i}] must be an object, got ${describe(ev)}`);
-        const [type, data, context] = guarded(`events[${i}]`, () => [ev.type, ev.data, ev.context]);
-        batch[i] = nativeEvent(type, data, context, `events[${i}].`);
-      }
+      batch = nativeBatch(events);
     } catch (err) {
       return Promise.reject(err);
     }
