@@ -333,7 +333,8 @@ async function benchmark(opts, ctx) {
     scenarios.flatMap((s) => impls.map((impl) => [SCENARIOS[s].label, impl,
       ...Array.from({ length: opts.reps }, (_, i) => {
         const r = results.find((x) => x.scenario === s && x.impl === impl && x.rep === i + 1);
-        return r && r.ok ? fmt(r.eventsPerSec) : 'failed';
+        if (!r) return ONLY_IN[impl] && !ONLY_IN[impl].includes(s) ? 'not run' : 'failed';
+        return r.ok ? fmt(r.eventsPerSec) : 'failed';
       })])));
   const md = `# Benchmark results
 
