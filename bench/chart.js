@@ -146,6 +146,7 @@ function summaryFromMarkdown(md) {
     const cells = line.split('|').map((c) => c.trim());
     if (cells[col('scenario')] === 'scenario' || !cells[col('implementation')]) continue;
     if (cells.length !== header.length) break; // the next table
+    if (cells[col('correctness')] === 'not run') continue;
     rows.push({
       scenario: cells[col('scenario')],
       impl: cells[col('implementation')],

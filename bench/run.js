@@ -21,7 +21,7 @@ const Redis = require('ioredis');
 const { startStores, postgresCpuSeconds, redisCpuSeconds, commandLine } = require('./stores');
 const { verify } = require('./check');
 const { measureLimits, EVENT, PGBENCH_SCRIPT, UNNEST_SQL } = require('./limits');
-const { writeChart } = require('./chart');
+const { summaryFromMarkdown, writeChart } = require('./chart');
 
 const SCENARIOS = {
   sequential: { label: 'sequential publish', mode: 'publish', concurrency: 1, n: 3000 },
@@ -406,14 +406,9 @@ The unnest insert (1,000 rows of text arrays per statement, each its own commit)
 ${UNNEST_SQL}
 \`\`\`
 `;
-  // The chart (and its data) beside the results file, from the same medians as the table.
-  const chartRows = scenarios.flatMap((s) => impls.map((impl) => {
-    const good = results.filter((r) => r.scenario === s && r.impl === impl && r.ok);
-    const m = (k) => (good.length ? median(good.map((r) => r[k])) : null);
-    return { scenario: SCENARIOS[s].label, impl, eventsPerSec: m('eventsPerSec'), nodeCpu: m('nodeCpuUsPerEvent'), redisCpu: m('redisCpuUsPerEvent'), pgCpu: m('pgCpuUsPerEvent') };
-  }));
-  const commit = (ctx.facts.find(([k]) => k === 'repo commit') || [])[1];
-  writeChart(opts.out, { rows: chartRows, generated: new Date().toISOString(), commit });
+  // The chart (and its data) beside the results file, read back from the medians table itself, so
+  // the chart shows exactly the table's (rounded) figures; implementations not run are left out.
+  writeChart(opts.out, summaryFromMarkdown(md));
   // Keep the soak section of an earlier --soak run.
   const old = fs.existsSync(opts.out) ? fs.readFileSync(opts.out, 'utf8') : '';
   const i = old.indexOf(SOAK_BEGIN);
