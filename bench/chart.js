@@ -8,12 +8,26 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const IMPL_COLORS = { package: '#1f5fa8', 'package-server': '#7fb2e5', 'package-pgbouncer': '#3f9c96', prisma: '#c8423b', pg: '#e89a3c' };
+const IMPL_COLORS = {
+  package: '#1f5fa8', 'package-baseline': '#31a354', 'package-server': '#7fb2e5', 'package-log-file': '#e6550d',
+  'package-pgbouncer': '#3f9c96', prisma: '#c8423b', pg: '#e89a3c',
+};
 const STORE_COLORS = { node: '#4c566a', redis: '#9b7fd1', pg: '#3c8d5a' };
 const STORE_LABELS = { node: 'Node', redis: 'Redis', pg: 'Postgres' };
 const FALLBACK = ['#6a51a3', '#31a354', '#636363', '#e6550d'];
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/**
+ * Width in px of `s` in DejaVu Sans at `size` px (the font the SVG asks for first), from its
+ * advance widths: digits 0.636 em, `,` `.` and space 0.318 em, other characters ~0.62 em. Enough
+ * to lay labels out without measuring them in a browser.
+ */
+function textWidth(s, size) {
+  let em = 0;
+  for (const ch of String(s)) em += /[0-9]/.test(ch) ? 0.636 : /[,. ]/.test(ch) ? 0.318 : ch === '-' ? 0.361 : 0.62;
+  return em * size;
+}
+
 const fmt = (n) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n >= 10 ? n.toFixed(0) : n.toFixed(1));
 
 /** A "nice" axis maximum and step for `max`. */
@@ -62,26 +76,37 @@ function renderSvg(summary, { subtitle = '' } = {}) {
     return { y, y0 };
   }
   const barX = (g, k) => left + groupW * g + (groupW - barW * impls.length) / 2 + k * barW;
+  const LABEL = 9.5; // font size of the figures over the bars
+  // Figures wider than a bar (many implementations side by side) are written upwards instead,
+  // so neighbours never overlap; the axis then leaves room above the tallest bar for them.
+  const upright = (values) => values.every((v) => textWidth(fmt(v), LABEL) <= barW - 0.5);
+  const axisMax = (values, up) => Math.max(...values.map((v) => (up ? v * 1.08 : (v * panelH) / (panelH - 8 - textWidth(fmt(v), LABEL)))));
+  const valueLabel = (cx, yTop, v, up) => (up
+    ? text(cx, yTop - 4, fmt(v), `font-size="${LABEL}" text-anchor="middle" fill="#222"`)
+    // Rotated -90° about its start, the baseline is vertical: shift right by ~half the digit height to centre it.
+    : out.push(`<text transform="translate(${(cx + LABEL * 0.36).toFixed(1)} ${(yTop - 4).toFixed(1)}) rotate(-90)" font-size="${LABEL}" fill="#222">${esc(fmt(v))}</text>`));
 
   // Panel 1: events/s.
   const top1 = 52;
-  const rateMax = Math.max(...summary.map((r) => r.eventsPerSec || 0));
-  const p1 = panel(top1, 'Throughput: events/s (median of the repetitions, higher is better)', 'events/s', rateMax * 1.08);
+  const rates = summary.map((r) => r.eventsPerSec).filter((v) => v > 0);
+  const up1 = upright(rates);
+  const p1 = panel(top1, 'Throughput: events/s (median of the repetitions, higher is better)', 'events/s', axisMax(rates, up1));
   scenarios.forEach((s, g) =>
     impls.forEach((impl, k) => {
       const r = get(s, impl);
       if (!r || !(r.eventsPerSec > 0)) return;
       const x = barX(g, k);
       rect(x + 2, p1.y(r.eventsPerSec), barW - 4, p1.y0 - p1.y(r.eventsPerSec), color(impl, k), `${s} · ${impl}: ${fmt(r.eventsPerSec)} events/s`);
-      text(x + barW / 2, p1.y(r.eventsPerSec) - 4, fmt(r.eventsPerSec), 'font-size="9.5" text-anchor="middle" fill="#222"');
+      valueLabel(x + barW / 2, p1.y(r.eventsPerSec), r.eventsPerSec, up1);
     }),
   );
 
   // Panel 2: CPU µs per event, stacked Node + Redis + Postgres.
   const top2 = top1 + panelH + 92;
   const total = (r) => (r.nodeCpu || 0) + (r.redisCpu || 0) + (r.pgCpu || 0);
-  const cpuMax = Math.max(...summary.map(total));
-  const p2 = panel(top2, 'CPU per event by process: Node + Redis + Postgres, µs (lower is better)', 'CPU µs per event', cpuMax * 1.08);
+  const totals = summary.map(total).filter((v) => v > 0);
+  const up2 = upright(totals);
+  const p2 = panel(top2, 'CPU per event by process: Node + Redis + Postgres, µs (lower is better)', 'CPU µs per event', axisMax(totals, up2));
   scenarios.forEach((s, g) =>
     impls.forEach((impl, k) => {
       const r = get(s, impl);
@@ -95,28 +120,42 @@ function renderSvg(summary, { subtitle = '' } = {}) {
       }
       // The implementation's colour as a cap, so each stack can be told apart.
       rect(x + 2, p2.y0 + 2, barW - 4, 5, color(impl, k));
-      text(x + barW / 2, p2.y(acc) - 4, fmt(acc), 'font-size="9.5" text-anchor="middle" fill="#222"');
+      valueLabel(x + barW / 2, p2.y(acc), acc, up2);
     }),
   );
 
-  // Legends.
-  const legendY = top2 + 34 + panelH + 50;
+  // Legends, as many rows as they need: a group (its title and items) starts a new row when it
+  // does not fit the rest of the current one or the group before it wrapped; its items wrap
+  // indented past its title.
+  const LEGEND = 12;
+  let legendY = top2 + 34 + panelH + 50;
   let lx = left;
-  text(lx, legendY, 'implementation:', 'font-size="12" fill="#333"');
-  lx += 112;
-  impls.forEach((impl, k) => {
-    rect(lx, legendY - 10, 12, 12, color(impl, k));
-    text(lx + 16, legendY, impl, 'font-size="12"');
-    lx += 24 + impl.length * 7.2;
-  });
-  lx += 24;
-  text(lx, legendY, 'CPU of:', 'font-size="12" fill="#333"');
-  lx += 50;
-  for (const store of ['node', 'redis', 'pg']) {
-    rect(lx, legendY - 10, 12, 12, STORE_COLORS[store]);
-    text(lx + 16, legendY, STORE_LABELS[store], 'font-size="12"');
-    lx += 30 + STORE_LABELS[store].length * 7.2;
-  }
+  let wrapped = false;
+  const legend = (title, items) => {
+    const titleW = textWidth(title, LEGEND) + 10;
+    const itemW = (label) => 16 + textWidth(label, LEGEND) + 18;
+    const groupW = titleW + items.reduce((a, it) => a + itemW(it.label), 0);
+    if (lx > left && (wrapped || lx + groupW > W - right)) {
+      legendY += 20;
+      lx = left;
+    }
+    text(lx, legendY, title, `font-size="${LEGEND}" fill="#333"`);
+    const indent = lx + titleW;
+    lx = indent;
+    for (const it of items) {
+      if (lx > indent && lx + itemW(it.label) - 18 > W - right) {
+        legendY += 20;
+        lx = indent;
+        wrapped = true;
+      }
+      rect(lx, legendY - 10, 12, 12, it.color);
+      text(lx + 16, legendY, it.label, `font-size="${LEGEND}"`);
+      lx += itemW(it.label);
+    }
+    lx += 12;
+  };
+  legend('implementation:', impls.map((impl, k) => ({ label: impl, color: color(impl, k) })));
+  legend('CPU of:', ['node', 'redis', 'pg'].map((store) => ({ label: STORE_LABELS[store], color: STORE_COLORS[store] })));
   const H = legendY + 16;
 
   return [
@@ -132,7 +171,8 @@ function renderSvg(summary, { subtitle = '' } = {}) {
 
 /** The medians table of a RESULTS.md ("## Publishers") as a summary. */
 function summaryFromMarkdown(md) {
-  const section = md.split('\n## Publishers')[1];
+  // Up to the next section (the several-processes table, the machine limits) only.
+  const section = (md.split('\n## Publishers')[1] || '').split('\n## ')[0];
   if (!section) throw new Error('no "## Publishers" section');
   const lines = section.split('\n').filter((l) => l.startsWith('|'));
   const header = lines[0].split('|').map((c) => c.trim());
@@ -170,7 +210,7 @@ function writeChart(out, { rows, generated, commit }) {
   return `${base}.svg`;
 }
 
-module.exports = { renderSvg, summaryFromMarkdown, writeChart };
+module.exports = { renderSvg, summaryFromMarkdown, writeChart, textWidth };
 
 if (require.main === module) {
   const md = path.resolve(process.argv[2] || path.join(__dirname, 'RESULTS.md'));

@@ -46,3 +46,49 @@ test('renderSvg is well-formed for any figures, and a missing (failed) run draws
   expect([...svg.matchAll(/<title>a &amp; b · other/g)]).toHaveLength(0);
   expect([...svg.matchAll(/<title>a &amp; b · package/g)]).toHaveLength(4);
 });
+
+/** The boxes of the SVG's texts (font-size 9.5 figures and 12 px legend), by a rough glyph width of 0.64 em. */
+function textBoxes(svg, size) {
+  const boxes = [];
+  const re = new RegExp(`<text (?:x="([\\d.]+)" y="([\\d.]+)"|transform="translate\\(([\\d.]+) ([\\d.]+)\\) rotate\\(-90\\)") font-size="${size}"([^>]*)>([^<]*)</text>`, 'g');
+  for (const m of svg.matchAll(re)) {
+    const w = m[6].length * 0.64 * size;
+    const h = size * 0.75; // digit height
+    if (m[1]) {
+      const x = Number(m[1]);
+      const y = Number(m[2]);
+      const x0 = /text-anchor="middle"/.test(m[5]) ? x - w / 2 : x;
+      boxes.push({ s: m[6], x0, x1: x0 + w, y0: y - h, y1: y });
+    } else {
+      const x = Number(m[3]);
+      const y = Number(m[4]);
+      boxes.push({ s: m[6], x0: x - h, x1: x, y0: y - w, y1: y });
+    }
+  }
+  return boxes;
+}
+
+test('with 7 implementations side by side no two figures overlap, and the legend stays inside the picture', () => {
+  const saved = JSON.parse(fs.readFileSync(path.join(BENCH, 'RESULTS.json'), 'utf8'));
+  expect(new Set(saved.rows.map((r) => r.impl)).size).toBe(7);
+  const svg = renderSvg(saved.rows);
+  const width = Number(/<svg [^>]*width="(\d+)"/.exec(svg)[1]);
+  const height = Number(/<svg [^>]*height="(\d+)"/.exec(svg)[1]);
+  const figures = textBoxes(svg, '9.5');
+  expect(figures).toHaveLength(saved.rows.filter((r) => r.eventsPerSec > 0).length * 2); // events/s and CPU total
+  const overlaps = [];
+  for (let i = 0; i < figures.length; i++) {
+    for (let j = i + 1; j < figures.length; j++) {
+      const [a, b] = [figures[i], figures[j]];
+      if (a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1) overlaps.push(`${a.s} / ${b.s}`);
+    }
+  }
+  expect(overlaps).toEqual([]);
+  const legend = textBoxes(svg, '12');
+  expect(legend.map((b) => b.s)).toEqual(expect.arrayContaining([...new Set(saved.rows.map((r) => r.impl)), 'Node', 'Redis', 'Postgres']));
+  for (const b of [...figures, ...legend]) {
+    expect(b.x0).toBeGreaterThanOrEqual(0);
+    expect(b.x1).toBeLessThanOrEqual(width);
+    expect(b.y1).toBeLessThanOrEqual(height);
+  }
+});
