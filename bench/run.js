@@ -2,11 +2,13 @@
 'use strict';
 // Benchmark of @hyvve/event-publisher against reference publishers and the machine's limits.
 //
-//   node run.js                 full run: 4 scenarios x implementations x 3 reps, + limits
+//   node run.js                 full run: 4 scenarios x implementations x 3 reps, + limits,
+//                               + 1/2/4 publisher processes on one stream (package, package-server)
 //   node run.js --quick         same at 1/10 of the counts (harness check, figures are rough)
 //   node run.js --soak          1,000,000 events at 64 in flight with the package, RSS every 100k
 // Options: --reps N, --scale F, --impl package,package-server,package-log-file,prisma,pg,
-//          --scenario sequential,inflight64,..., --no-limits, --events N (soak), --out FILE
+//          --scenario sequential,inflight64,...,multiprocess, --processes 1,2,4 (multiprocess),
+//          --no-limits, --events N (soak), --out FILE
 //          (default RESULTS.md beside this file; the chart goes beside it as RESULTS.svg, drawn
 //          by chart.js from the medians saved in RESULTS.json).
 // Env: BENCH_SHARED_STORES=1 uses the shared Redis/Postgres instead of private ones;
@@ -20,6 +22,8 @@ const { Client } = require('pg');
 const Redis = require('ioredis');
 const { startStores, postgresCpuSeconds, redisCpuSeconds, commandLine } = require('./stores');
 const { verify } = require('./check');
+const { expect } = require('./ipc');
+const { runProcesses, multiprocessTable, parseProcesses, START_AHEAD_MS } = require('./multiprocess');
 const { measureLimits, EVENT, PGBENCH_SCRIPT, UNNEST_SQL } = require('./limits');
 const { summaryFromMarkdown, writeChart } = require('./chart');
 
@@ -28,6 +32,11 @@ const SCENARIOS = {
   inflight64: { label: '64 in flight', mode: 'publish', concurrency: 64, n: 30000 },
   batch100: { label: 'publishBatch 100', mode: 'batch', batch: 100, n: 30000 },
   batch1000: { label: 'publishBatch 1,000', mode: 'batch', batch: 1000, n: 30000 },
+  // Several publisher processes on one stream, sharing n events (multiprocess.js): its own table.
+  multiprocess: {
+    label: 'several publisher processes', mode: 'publish', concurrency: 64, n: 30000,
+    processes: [1, 2, 4], impls: ['package', 'package-server'],
+  },
 };
 const IMPLS = {
   package: '@hyvve/event-publisher (default: entry IDs reserved, one statement per group)',
@@ -47,7 +56,10 @@ const SOAK_BEGIN = '<!-- soak:begin -->';
 const SOAK_END = '<!-- soak:end -->';
 
 function parseArgs(argv) {
-  const o = { quick: false, soak: false, limits: true, reps: 3, scale: 1, impl: null, scenario: null, events: 1e6, out: OUT_DEFAULT };
+  const o = {
+    quick: false, soak: false, limits: true, reps: 3, scale: 1, impl: null, scenario: null, events: 1e6, out: OUT_DEFAULT,
+    processes: SCENARIOS.multiprocess.processes,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -62,6 +74,7 @@ function parseArgs(argv) {
     else if (a === '--impl') o.impl = val().split(',');
     else if (a === '--scenario') o.scenario = val().split(',');
     else if (a === '--events') o.events = Number(val());
+    else if (a === '--processes') o.processes = parseProcesses(val());
     else if (a === '--out') o.out = path.resolve(val());
     else throw new Error(`unknown option ${a} (see the top of run.js)`);
   }
@@ -88,28 +101,6 @@ const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-
-/** Resolves with the worker's next `want` message; rejects on its error, exit or timeout. */
-function expect(child, want, ms, onSample) {
-  return new Promise((resolve, reject) => {
-    const finish = (err, m) => {
-      clearTimeout(timer);
-      child.off('message', onMsg);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve(m);
-    };
-    const timer = setTimeout(() => finish(new Error(`timed out after ${ms / 1000} s waiting for ${want}`)), ms);
-    const onMsg = (m) => {
-      if (m.cmd === 'sample' && onSample) onSample(m.sample);
-      else if (m.cmd === want) finish(null, m);
-      else if (m.cmd === 'error') finish(new Error(m.error));
-    };
-    const onExit = (code, sig) => finish(new Error(`worker exited (${sig || code}) before ${want}`));
-    child.on('message', onMsg);
-    child.on('exit', onExit);
-  });
-}
 
 /**
  * One measured run in its own worker process. The worker connects and warms up; then the
@@ -271,7 +262,10 @@ function commandsRun(stores, limitRuns) {
 }
 
 async function benchmark(opts, ctx) {
-  const scenarios = opts.scenario || Object.keys(SCENARIOS);
+  const asked = opts.scenario || Object.keys(SCENARIOS);
+  // The single-process scenarios (the medians table and the chart); multiprocess has its own table.
+  const scenarios = asked.filter((s) => !SCENARIOS[s].processes);
+  const multi = asked.includes('multiprocess');
   const pkgError = packageLoadError();
   // `package-log-file` (logging cost) runs only when named: --impl package,package-log-file.
   let impls = opts.impl || Object.keys(IMPLS).filter((k) => k !== 'package-log-file' && k !== 'package-baseline');
@@ -280,7 +274,7 @@ async function benchmark(opts, ctx) {
     console.log('*** Build it at the repo root (npm run build) to include it.\n');
     impls = impls.filter((i) => !i.startsWith('package'));
   }
-  if (impls.includes('package-pgbouncer')) {
+  if (impls.includes('package-pgbouncer') && scenarios.length) {
     const { startPgBouncer, pgbouncerMissing, version } = require('../__test__/support/pgbouncer');
     const missing = pgbouncerMissing();
     if (missing) {
@@ -297,6 +291,9 @@ async function benchmark(opts, ctx) {
   const limitRuns = [];
   const sized = (s) => ({ ...SCENARIOS[s], n: Math.max(SCENARIOS[s].batch || 1, Math.round(SCENARIOS[s].n * opts.scale)) });
   const t0 = Date.now();
+
+  const mpImpls = impls.filter((i) => SCENARIOS.multiprocess.impls.includes(i));
+  const mpResults = [];
 
   for (let rep = 1; rep <= opts.reps; rep++) {
     if (opts.limits) {
@@ -324,6 +321,7 @@ async function benchmark(opts, ctx) {
             + `rss ${fmt(row.rssPeakMB)} MB  ${row.check.ok ? 'check ok' : `CHECK FAILED: ${row.check.problems.join('; ')}`}`));
       }
     }
+    if (multi) mpResults.push(...await multiprocessRep(ctx, opts, rep, runTag, mpImpls));
   }
 
   const table = resultsTable(results, scenarios, impls, opts.reps);
@@ -336,18 +334,7 @@ async function benchmark(opts, ctx) {
         if (!r) return ONLY_IN[impl] && !ONLY_IN[impl].includes(s) ? 'not run' : 'failed';
         return r.ok ? fmt(r.eventsPerSec) : 'failed';
       })])));
-  const md = `# Benchmark results
-
-Generated ${new Date().toISOString()} by \`node run.js${process.argv.slice(2).map((a) => ` ${a}`).join('')}\` `
-    + `in ${fmt((Date.now() - t0) / 60000, 1)} min.${opts.scale !== 1 ? ` **Scaled run (×${opts.scale}): rough figures.**` : ''}
-
-## Machine
-
-${mdTable(['', ''], ctx.facts)}
-
-## Publishers
-
-Medians of ${opts.reps} repetitions, run interleaved (each scenario runs every implementation in turn, the order rotating
+  const publishers = scenarios.length ? `Medians of ${opts.reps} repetitions, run interleaved (each scenario runs every implementation in turn, the order rotating
 each repetition), each in a fresh Node process after a warm-up, on a fresh stream and a truncated table, after a
 CHECKPOINT. Counts: ${counts}. Every run ends with the correctness check (stream length and row count equal the events
 published; every entry's row has its stream_id, type, source, tenant and correlation id); a failed run is left out of
@@ -368,9 +355,23 @@ ${pkgError ? `**@hyvve/event-publisher was not measured**: \`require('..')\` fai
 
 ### Events/s of each repetition
 
-${perRep}
+${perRep}` : '(no single-process scenario in this run)';
+  const mpTable = multi && multiprocessTable(mpResults, opts.processes, mpImpls, opts.reps);
+  const mpSection = multi && multiprocessSection(opts, mpResults, mpTable, mpImpls, pkgError);
+  const md = `# Benchmark results
 
-## Machine limits
+Generated ${new Date().toISOString()} by \`node run.js${process.argv.slice(2).map((a) => ` ${a}`).join('')}\` `
+    + `in ${fmt((Date.now() - t0) / 60000, 1)} min.${opts.scale !== 1 ? ` **Scaled run (×${opts.scale}): rough figures.**` : ''}
+
+## Machine
+
+${mdTable(['', ''], ctx.facts)}
+
+## Publishers
+
+${publishers}
+
+${multi ? `${mpSection}\n\n` : ''}## Machine limits
 
 Measured ${limitRuns.length ? `in each repetition (medians of ${limitRuns.length})` : ''} against the same stores with the stores'
 own tools: what a publisher could reach if it cost nothing itself.
@@ -408,13 +409,76 @@ ${UNNEST_SQL}
 `;
   // The chart (and its data) beside the results file, read back from the medians table itself, so
   // the chart shows exactly the table's (rounded) figures; implementations not run are left out.
-  writeChart(opts.out, summaryFromMarkdown(md));
+  if (scenarios.length) writeChart(opts.out, summaryFromMarkdown(md));
   // Keep the soak section of an earlier --soak run.
   const old = fs.existsSync(opts.out) ? fs.readFileSync(opts.out, 'utf8') : '';
   const i = old.indexOf(SOAK_BEGIN);
   fs.writeFileSync(opts.out, i >= 0 ? `${md}\n${old.slice(i)}` : md);
-  console.log(`\n${table}\n\nMachine limits:\n${limits}\n\nWrote ${opts.out}`);
-  return results.every((r) => r.ok);
+  console.log(`\n${scenarios.length ? `${table}\n\n` : ''}${multi ? `${mpTable}\n\n` : ''}Machine limits:\n${limits}\n\nWrote ${opts.out}`);
+  return results.every((r) => r.ok) && mpResults.every((r) => r.ok);
+}
+
+/**
+ * One repetition of the multiprocess scenario: each process count, each implementation in turn
+ * (the order rotating each repetition, as in the other scenarios).
+ */
+async function multiprocessRep(ctx, opts, rep, runTag, impls) {
+  const s = SCENARIOS.multiprocess;
+  const n = Math.max(Math.max(...opts.processes), Math.round(s.n * opts.scale));
+  const rows = [];
+  for (const processes of opts.processes) {
+    const order = impls.map((_, k) => impls[(k + rep - 1) % impls.length]);
+    for (const impl of order) {
+      const stream = `bench:${runTag}:multiprocess-${processes}:${impl}:${rep}`;
+      const row = { rep, processes, impl };
+      try {
+        Object.assign(row, await runProcesses(ctx, impl, { ...s, n }, processes, stream, { timeoutMs: RUN_TIMEOUT_MS }));
+        row.ok = row.check.ok;
+      } catch (e) {
+        row.ok = false;
+        row.error = e.message.split('\n')[0];
+      }
+      rows.push(row);
+      console.log(`rep ${rep} ${`${processes} process${processes > 1 ? 'es' : ''}`.padEnd(11)} ${impl.padEnd(14)} `
+        + (row.error ? `ERROR ${row.error}` : `${fmt(row.eventsPerSec).padStart(7)} ev/s (all)  `
+          + `node ${fmt(row.nodeCpuUsPerEvent)} redis ${fmt(row.redisCpuUsPerEvent, 1)} pg ${fmt(row.pgCpuUsPerEvent, 1)} µs/ev  `
+          + `start lag ${fmt(row.startLagMs)} ms  ${row.check.ok ? 'check ok' : `CHECK FAILED: ${row.check.problems.join('; ')}`}`));
+    }
+  }
+  return rows;
+}
+
+/** The "Several publisher processes" section of RESULTS.md. */
+function multiprocessSection(opts, mpResults, mpTable, impls, pkgError) {
+  const s = SCENARIOS.multiprocess;
+  const n = Math.max(Math.max(...opts.processes), Math.round(s.n * opts.scale));
+  const lags = mpResults.filter((r) => r.ok).map((r) => r.startLagMs);
+  const perRep = mdTable(['processes', 'implementation', ...Array.from({ length: opts.reps }, (_, i) => `rep ${i + 1} events/s`)],
+    opts.processes.flatMap((p) => impls.map((impl) => [String(p), impl,
+      ...Array.from({ length: opts.reps }, (_, i) => {
+        const r = mpResults.find((x) => x.processes === p && x.impl === impl && x.rep === i + 1);
+        return r && r.ok ? fmt(r.eventsPerSec) : 'failed';
+      })])));
+  return `## Several publisher processes
+
+${opts.processes.join(', ')} publisher processes on one stream and one table, as several API replicas of the platform
+would be, sharing ${fmt(n)} events (each process its share at ${s.concurrency} in flight); medians of ${opts.reps}
+repetitions, interleaved (each process count runs every implementation in turn, the order rotating each repetition).
+Every process connects and warms up; then the stream is deleted, the table truncated and a CHECKPOINT taken, and all
+start at one moment (a barrier: once all are ready, the harness names a start ${START_AHEAD_MS} ms ahead), so
+events/s = all events / (last finish − common start). CPU per event: the Node CPU of all the publisher processes,
+Redis and Postgres over that window, divided by all events. The correctness check runs after each run over all the
+processes' events.
+
+${impls.length ? mpTable : `(not run: ${pkgError ? `\`require('..')\` failed (${pkgError})` : 'neither package nor package-server among --impl'})`}
+
+- Entries not at their reserved ID: the package's \`stats().notReservedEntries\` summed over the processes, as a share of
+  all events (each such row got a second statement); events per group write: events / \`stats().groupEvents.count\`.
+- ${lags.length ? `The latest start of any process came ${fmt(Math.max(...lags))} ms after the common one.` : 'No run passed.'}
+
+### Events/s of each repetition (several processes)
+
+${perRep}`;
 }
 
 /** 1,000,000 events at 64 in flight; RSS must level off and stay < 100 MB above the start. */
@@ -508,7 +572,11 @@ async function main() {
   process.exitCode = ok ? 0 : 1;
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+module.exports = { parseArgs, SCENARIOS };
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}

@@ -1,7 +1,7 @@
 'use strict';
 // One implementation, one scenario, in a fresh Node process: its CPU time and RSS are then its
 // own (not Prisma's heap plus the addon's threads plus the harness's bookkeeping).
-// Protocol with run.js over IPC: prepare -> (connect, warm up) ready -> go -> done|sample* -> close.
+// Protocol with run.js over IPC: prepare -> (connect, warm up) ready -> go [at] -> done|sample* -> close.
 
 const path = require('node:path');
 
@@ -123,6 +123,9 @@ async function runBatches(pub, total, size, hist) {
   }
 }
 
+/** The package's `stats()`, or null for an implementation without it. */
+const publisherStats = (pub) => (typeof pub.stats === 'function' ? pub.stats() : null);
+
 const rssMB = () => process.memoryUsage.rss() / 2 ** 20;
 const once = (type) => new Promise((resolve) => {
   const on = (m) => {
@@ -151,7 +154,11 @@ async function main() {
   await runPublishes(pub, job.warmup, 16, warm);
   await runBatches(pub, 200, 100, warm);
   process.send({ cmd: 'ready' });
-  await once('go');
+  const go = await once('go');
+  // Several processes start together: run.js names one moment (wall clock, the same in every
+  // process) a little ahead, so each `go` has arrived before it.
+  if (go.at) await new Promise((r) => setTimeout(r, go.at - Date.now()));
+  const stats0 = publisherStats(pub);
 
   const hist = new Histogram();
   const samples = [];
@@ -159,6 +166,7 @@ async function main() {
   let rssPeak = rssStart;
   const timer = setInterval(() => { rssPeak = Math.max(rssPeak, rssMB()); }, 50);
   const cpu0 = process.cpuUsage();
+  const startedAt = Date.now();
   const t0 = nowUs();
   const s = job.scenario;
   if (s.sampleEvery) process.send({ cmd: 'sample', sample: { events: 0, rssMB: rssStart, seconds: 0 } });
@@ -177,7 +185,9 @@ async function main() {
     await runPublishes(pub, s.n, s.concurrency, hist, onEvent);
   }
   const seconds = (nowUs() - t0) / 1e6;
+  const finishedAt = Date.now();
   const cpu = process.cpuUsage(cpu0);
+  const stats1 = publisherStats(pub);
   clearInterval(timer);
   rssPeak = Math.max(rssPeak, rssMB());
   process.send({
@@ -190,6 +200,12 @@ async function main() {
       p50ms: hist.percentile(0.5),
       p99ms: hist.percentile(0.99),
       nodeCpuUsPerEvent: (cpu.user + cpu.system) / s.n,
+      nodeCpuUs: cpu.user + cpu.system,
+      startedAt,
+      finishedAt,
+      // The package's own counters over the measured window (null for the references).
+      notReservedEntries: stats1 && stats1.notReservedEntries - stats0.notReservedEntries,
+      groupWrites: stats1 && stats1.groupEvents.count - stats0.groupEvents.count,
       rssStartMB: rssStart,
       rssPeakMB: rssPeak,
       rssEndMB: rssMB(),
