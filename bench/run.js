@@ -384,6 +384,7 @@ ${limits}
 # at the repo root (the package must be built first: npm run build)
 npm run bench                          # = cd bench && npm ci && node run.js
 cd bench && node run.js --quick        # 1/10 of the counts, to check the harness
+cd bench && node run.js --scenario multiprocess   # only the several-processes table
 cd bench && node run.js --soak         # 1,000,000 events at 64 in flight, RSS every 100k
 
 ${commandsRun(ctx.stores, limitRuns)}
