@@ -9,7 +9,9 @@
 
 const { EventPublisher } = require('../..');
 const { DATABASE_URL, ensureDatabase, pgClient, uid } = require('../support/stores');
-const { startCluster, onNode, sleep } = require('../support/redis-topologies');
+const {
+  startCluster, onNode, sleep, until, FAILOVER_OPTIONS, pacedLoad, expectExactlyOnce, loadReport,
+} = require('../support/redis-topologies');
 
 let cluster;
 let db;
@@ -29,91 +31,32 @@ afterAll(async () => {
 
 const keyslot = (key) => onNode(cluster.ports[0], (c) => c.call('CLUSTER', 'KEYSLOT', key));
 
-/** Polls `check` every 100 ms until it is true (at most `ms`). */
-async function until(check, what, ms = 20_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 /**
- * Publishes with 64 workers (caller eventIds, each rejection retried with the same id) until
- * stopped: `fault` runs 300 ms in, then `settle` (e.g. until the promotion), then the load goes on
- * for 700 ms more. Then checks the invariants against the slot's master.
+ * The paced load (pacedLoad) on a publisher of `stream` through the cluster: `fault` runs 300 ms
+ * in, then `settle` (e.g. until the promotion), then the load goes on for 700 ms more. Then the
+ * invariants, against the slot's master; logs the report line as `name`.
  */
-async function underLoad(stream, fault, settle = async () => {}) {
+async function underLoad(name, stream, fault, settle = async () => {}) {
   const tenant = uid('ws');
-  const p = await EventPublisher.connect({
-    databaseUrl: DATABASE_URL,
-    redisUrl: cluster.urls[0],
-    stream,
-    replicaAcks: 1,
-    timeoutMs: 2000,
-    logLevel: 'off',
-    circuitThreshold: 0,
-  });
+  const p = await EventPublisher.connect({ databaseUrl: DATABASE_URL, redisUrl: cluster.urls[0], stream, ...FAILOVER_OPTIONS });
   publishers.push(p);
-  const ids = [];
-  const rejections = {};
-  const resolved = [];
-  let faultAt = null;
-  let lastRejection = null;
-  let stop = false;
-  const one = async (id) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        resolved.push(await p.publish('chaos.cluster', { id }, { tenantId: tenant, userId: 'u', eventId: id }));
-        return;
-      } catch (e) {
-        rejections[e.code] = (rejections[e.code] || 0) + 1;
-        lastRejection = Date.now();
-        if (attempt > 400) throw e;
-        await sleep(25);
-      }
-    }
-  };
-  const worker = async () => {
-    while (!stop) {
-      const id = uid('ev');
-      ids.push(id);
-      await one(id);
-      await sleep(20); // paced: at most ~3,000 publishes/s
-    }
-  };
-  const load = Promise.all(Array.from({ length: 64 }, worker));
+  const load = pacedLoad(p, { type: 'chaos.cluster', tenant });
   await sleep(300);
-  faultAt = Date.now();
-  const before = resolved.length;
+  const faultAt = Date.now();
+  const before = load.resolved.length;
   await fault();
   await settle();
-  const settled = resolved.length;
+  const settled = load.resolved.length;
   await sleep(700);
-  stop = true;
-  await load;
+  await load.stop();
   await p.close();
-  const total = ids.length;
 
-  const slot = await keyslot(stream);
-  const port = await cluster.masterOf(slot);
-  const entries = (await onNode(port, (c) => c.xrange(stream, '-', '+'))).map(([id, f]) => ({ id, eventId: JSON.parse(f[1]).id }));
-  const seen = entries.map((e) => e.eventId);
-  expect(resolved).toHaveLength(total);
-  expect(new Set(seen).size).toBe(seen.length);
-  expect([...seen].sort()).toEqual([...ids].sort());
-  const { rows } = await db.query('SELECT event_id, stream_id FROM event_metadata WHERE tenant_id = $1', [tenant]);
-  expect(rows).toHaveLength(total);
-  const sid = Object.fromEntries(entries.map((e) => [e.eventId, e.id]));
-  expect(rows.filter((r) => sid[r.event_id] !== r.stream_id)).toEqual([]);
+  const port = await cluster.masterOf(await keyslot(stream));
+  await expectExactlyOnce({ db, port, stream, tenant, load });
   // Publishing went on after the fault had settled.
-  expect(resolved.length - settled).toBeGreaterThan(0);
-  return { total, before, rejections, resumedMs: lastRejection && lastRejection > faultAt ? lastRejection - faultAt : 0 };
-}
-
-function report(name, r) {
-  console.log(`${name}: ${r.total} publishes (${r.before} resolved before the fault), rejections by code ${JSON.stringify(r.rejections)}, last rejection ${r.resumedMs} ms after the fault; lost 0, duplicates 0, orphans 0`);
+  expect(load.resolved.length - settled).toBeGreaterThan(0);
+  const resumedMs = load.lastRejectionAt && load.lastRejectionAt > faultAt ? load.lastRejectionAt - faultAt : 0;
+  console.log(loadReport(name, load, { before, timings: `last rejection ${resumedMs} ms after the fault` }));
 }
 
 test('(a) CLUSTER FAILOVER on the replica of the stream shard under load', async () => {
@@ -121,13 +64,13 @@ test('(a) CLUSTER FAILOVER on the replica of the stream shard under load', async
   const master = await cluster.masterOf(await keyslot(stream));
   const [replica] = await cluster.replicasOf(master);
   const slot = await keyslot(stream);
-  const r = await underLoad(
+  await underLoad(
+    'CLUSTER FAILOVER',
     stream,
     () => onNode(replica, (c) => c.call('CLUSTER', 'FAILOVER')),
     () => until(async () => (await cluster.masterOf(slot)) === replica, 'the replica to take over'),
   );
   expect(await cluster.masterOf(slot)).toBe(replica);
-  report('CLUSTER FAILOVER', r);
 });
 
 test('(b) SIGKILL of the stream shard master under load: its replica is promoted, the killed node restarts as a replica', async () => {
@@ -135,7 +78,8 @@ test('(b) SIGKILL of the stream shard master under load: its replica is promoted
   const master = await cluster.masterOf(await keyslot(stream));
   const [replica] = await cluster.replicasOf(master);
   const slot = await keyslot(stream);
-  const r = await underLoad(
+  await underLoad(
+    'SIGKILL master',
     stream,
     () => cluster.node(master).stop(), // SIGKILL, waited for
     async () => {
@@ -147,7 +91,6 @@ test('(b) SIGKILL of the stream shard master under load: its replica is promoted
     },
   );
   expect(await cluster.masterOf(slot)).toBe(replica);
-  report('SIGKILL master', r);
 });
 
 test('(c) the stream slot migrated to another master under load (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE)', async () => {
@@ -155,7 +98,7 @@ test('(c) the stream slot migrated to another master under load (SETSLOT IMPORTI
   const slot = await keyslot(stream);
   let source;
   let target;
-  const r = await underLoad(stream, async () => {
+  await underLoad('slot migration', stream, async () => {
     source = await cluster.masterOf(slot);
     const masters = [];
     for (const port of cluster.ports) {
@@ -175,5 +118,4 @@ test('(c) the stream slot migrated to another master under load (SETSLOT IMPORTI
     for (const port of masters) await onNode(port, (c) => c.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId));
   });
   expect(await cluster.masterOf(slot)).toBe(target);
-  report('slot migration', r);
 });

@@ -1,6 +1,7 @@
 'use strict';
 // Private Redis topologies for the tests in __test__/redis: a Redis Cluster of its own
-// redis-server processes on free loopback ports, SIGTERM with a wait, and key-slot helpers.
+// redis-server processes on free loopback ports, a primary with replicas, Sentinels, SIGTERM with
+// a wait, key-slot helpers, and the load and invariants of the failover tests.
 // Every server is a privateRedis() (stopped by PID; see stores.js).
 
 const { execFile } = require('node:child_process');
@@ -8,7 +9,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const Redis = require('ioredis');
-const { privateRedis, freePort } = require('./stores');
+const { privateRedis, freePort, uid } = require('./stores');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -243,3 +244,91 @@ async function startSentinel(masterPort, name, { quorum = 2, downAfterMs = 1000,
 module.exports.replicationInfo = replicationInfo;
 module.exports.startReplicated = startReplicated;
 module.exports.startSentinel = startSentinel;
+
+// The failover tests under load (cluster-chaos.test.js, sentinel.test.js) share the load they run
+// and the invariants they check after the fault.
+
+/** Polls `check` every 100 ms until it is true (at most `ms`); a check that throws counts as false. */
+async function until(check, what, ms = 20_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** The publisher options of the failover tests: each publish waits for 1 replica, 2 s per try, no circuit breaker. */
+const FAILOVER_OPTIONS = { replicaAcks: 1, timeoutMs: 2000, logLevel: 'off', circuitThreshold: 0 };
+
+/**
+ * A paced load on `publisher` until `stop()`: 64 workers each publishing one `type` event (of
+ * `tenant`, with its own caller eventId) then pausing 20 ms (at most ~3,000 publishes/s); every
+ * rejection is counted by code and retried with the same eventId every 25 ms (400 times at most).
+ * `ids` are the events started, `resolved` the ids publish resolved with; `stop()` resolves once
+ * every started publish has.
+ */
+function pacedLoad(publisher, { type, tenant, workers = 64 }) {
+  const load = { ids: [], resolved: [], rejections: {}, lastRejectionAt: null };
+  let stopped = false;
+  const publishOne = async (id) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        load.resolved.push(await publisher.publish(type, { id }, { tenantId: tenant, userId: 'u', eventId: id }));
+        return;
+      } catch (e) {
+        load.rejections[e.code] = (load.rejections[e.code] || 0) + 1;
+        load.lastRejectionAt = Date.now();
+        if (attempt > 400) throw e;
+        await sleep(25);
+      }
+    }
+  };
+  const worker = async () => {
+    while (!stopped) {
+      const id = uid('ev');
+      load.ids.push(id);
+      await publishOne(id);
+      await sleep(20);
+    }
+  };
+  const all = Promise.all(Array.from({ length: workers }, worker));
+  load.stop = async () => {
+    stopped = true;
+    await all;
+  };
+  return load;
+}
+
+/**
+ * The invariants after a fault, with jest's `expect`, on `stream` as the node on `port` holds it:
+ * every publish of `load` resolved (with its eventId), one entry per event (none lost, none duplicated), and one row
+ * per event (of `tenant` in `db`) whose stream_id is its entry's ID (no orphan). `onMissing(ids)`
+ * runs first if events are missing (to log a diagnostic).
+ */
+async function expectExactlyOnce({ db, port, stream, tenant, load, onMissing }) {
+  const entries = (await onNode(port, (c) => c.xrange(stream, '-', '+'))).map(([id, f]) => ({ id, eventId: JSON.parse(f[1]).id }));
+  const seen = entries.map((e) => e.eventId);
+  expect(load.resolved).toHaveLength(load.ids.length);
+  expect([...load.resolved].sort()).toEqual([...load.ids].sort()); // each publish resolved with its eventId
+  expect(new Set(seen).size).toBe(seen.length); // no duplicate
+  const seenSet = new Set(seen);
+  const missing = load.ids.filter((id) => !seenSet.has(id));
+  if (missing.length && onMissing) await onMissing(missing);
+  expect([...seen].sort()).toEqual([...load.ids].sort()); // none lost, none extra
+  const { rows } = await db.query('SELECT event_id, stream_id FROM event_metadata WHERE tenant_id = $1', [tenant]);
+  expect(rows).toHaveLength(load.ids.length);
+  const sid = Object.fromEntries(entries.map((e) => [e.eventId, e.id]));
+  expect(rows.filter((r) => sid[r.event_id] !== r.stream_id)).toEqual([]); // no orphan, no stale stream_id
+}
+
+/** The line a failover test logs: what ran, what was rejected, and that the invariants held. */
+const loadReport = (name, load, { before, timings }) =>
+  `${name}: ${load.ids.length} publishes (${before} resolved before the fault), rejections by code ${JSON.stringify(load.rejections)}, `
+  + `${timings}; lost 0, duplicates 0, orphans 0`;
+
+module.exports.until = until;
+module.exports.FAILOVER_OPTIONS = FAILOVER_OPTIONS;
+module.exports.pacedLoad = pacedLoad;
+module.exports.expectExactlyOnce = expectExactlyOnce;
+module.exports.loadReport = loadReport;
