@@ -139,8 +139,9 @@ impl Writer {
         }
 
         // 2. Entries, in one atomic script call, each at its row's stream id when Redis accepts
-        //    it. A lost reply is retried with the same token, which returns the first call's ids
-        //    instead of appending twice. Retried caller ids are deduplicated.
+        //    it. A lost reply is retried as a repeated call: entries found at their proposed IDs,
+        //    or the result recorded under the group's token (when Redis assigned some IDs), are
+        //    the first call's, not appended twice. Retried caller ids are deduplicated.
         let token = ids::new_id();
         let appends: Vec<Append> = live
             .iter()
@@ -164,8 +165,11 @@ impl Writer {
         // behind one start late).
         let callers =
             (jobs.iter().map(|j| j.since).min().unwrap_or(deadline) + self.timeout).min(deadline);
+        // A repeated call (after a lost reply) checks for the first call's entries.
+        let called = std::sync::atomic::AtomicBool::new(false);
         let append = retry((&self.metrics, Stage::Append), deadline, false, || {
-            self.stream.append(&token, &appends, callers)
+            let again = called.swap(true, std::sync::atomic::Ordering::Relaxed);
+            self.stream.append(&token, &appends, callers, again)
         })
         .instrument(tracing::trace_span!("append", entries = appends.len()));
         let appended = self.stage(Stage::Append, append).await;

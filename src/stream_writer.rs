@@ -15,33 +15,48 @@ use crate::errors::PublishError;
 /// then the dedup key of each event that has one (every key the script touches is declared, as
 /// Redis asks of scripts, and all share the stream's hash slot). ARGV = trim kind ('MINID' or
 /// 'MAXLEN'), trim argument (max age ms or max length), dedup TTL ms, dedup key prefix, group
-/// token TTL ms, how far ahead of and behind the Redis clock a proposed ID may be (ms), then one
-/// (dedup key index in KEYS or '', proposed entry ID, event JSON, trace context) quadruple per
-/// event. The trace context is '' (the entry has the one `event` field pair) or `traceparent`
-/// [newline `tracestate`], written as further field pairs after `event` (`traceContext: true`).
-/// A dedup key already recorded returns its recorded entry ID instead of appending again; a dedup
-/// key index prefixed with '?' (a retry whose row exists) also counts as recorded when the entry
-/// at the proposed ID is this event. A group token already recorded (a retry after a lost reply)
-/// returns the whole recorded result. Each entry takes its proposed ID when Redis accepts it
-/// (greater than the stream's last ID) and its time is within the bounds around the Redis clock,
-/// `*` otherwise. Returns the Redis time (Unix µs) and the entry IDs in order.
+/// token TTL ms, how far ahead of and behind the Redis clock a proposed ID may be (ms), '1' for a
+/// repeated call of the same group (after a lost reply) or '', then one (dedup key index in KEYS
+/// or '', proposed entry ID, event JSON, trace context) quadruple per event. The trace context is
+/// '' (the entry has the one `event` field pair) or `traceparent` [newline `tracestate`], written
+/// as further field pairs after `event` (`traceContext: true`).
+///
+/// A dedup key already recorded returns its recorded entry ID instead of appending again. On a
+/// repeated call, and for a dedup key index prefixed with '?' (a retry whose row exists), an
+/// entry at the proposed ID that is this event (its JSON starts with the same `{"id":…`) counts
+/// as appended: a proposed ID answers a retry by itself. Only when an entry could not take its
+/// proposal (Redis assigned one) is the group's result recorded under its token, which a
+/// repeated call returns whole. Each entry takes its proposed ID when Redis accepts it (greater
+/// than the stream's last ID) and its time is within the bounds around the Redis clock, `*`
+/// otherwise; the last append trims the stream (one XTRIM when it appended nothing). Returns the
+/// Redis time (Unix µs) and the entry IDs in order.
 const APPEND_LUA: &str = r#"
 local stream = KEYS[1]
-local prefix = ARGV[4]
+local again = ARGV[8] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
-local done = redis.call('GET', KEYS[2])
-if done then return {now_us, cjson.decode(done)} end
+if again then
+  local done = redis.call('GET', KEYS[2])
+  if done then return {now_us, cjson.decode(done)} end
+end
+local trim = false
+if ARGV[1] == 'MINID' then
+  local min = now - tonumber(ARGV[2])
+  if min > 0 then trim = {'MINID', '~', string.format('%d', min)} end
+else
+  trim = {'MAXLEN', '~', ARGV[2]}
+end
 local latest = now + tonumber(ARGV[6])
 local earliest = now - tonumber(ARGV[7])
 local out = {}
-local n = (#ARGV - 7) / 4
+local assigned = false
+local n = (#ARGV - 8) / 4
 for i = 1, n do
-  local dedup = ARGV[4 + 4 * i]
-  local proposed = ARGV[5 + 4 * i]
-  local json = ARGV[6 + 4 * i]
-  local trace = ARGV[7 + 4 * i]
+  local dedup = ARGV[5 + 4 * i]
+  local proposed = ARGV[6 + 4 * i]
+  local json = ARGV[7 + 4 * i]
+  local trace = ARGV[8 + 4 * i]
   local extra = {}
   if trace ~= '' then
     local nl = string.find(trace, '\n', 1, true)
@@ -51,7 +66,7 @@ for i = 1, n do
       extra = {'traceparent', trace}
     end
   end
-  local check = false
+  local check = again
   if string.sub(dedup, 1, 1) == '?' then
     dedup = string.sub(dedup, 2)
     check = true
@@ -62,29 +77,38 @@ for i = 1, n do
   if key then id = redis.call('GET', key) end
   if not id and check and proposed ~= '' then
     local e = redis.call('XRANGE', stream, proposed, proposed)
-    local needle = '{"id":"' .. string.sub(key, #prefix + 1) .. '"'
-    if e[1] and e[1][2][1] == 'event' and string.sub(e[1][2][2], 1, #needle) == needle then
+    local needle = string.match(json, '^{"id":"[^"]*"')
+    if needle and e[1] and e[1][2][1] == 'event' and string.sub(e[1][2][2], 1, #needle) == needle then
       id = proposed
     end
   end
   if not id then
+    local args = {stream}
+    if i == n and trim then
+      args = {stream, trim[1], trim[2], trim[3]}
+      trim = false
+    end
+    local at = #args + 1
+    args[at + 1] = 'event'
+    args[at + 2] = json
+    for j = 1, #extra do args[at + 2 + j] = extra[j] end
     local ms = tonumber(string.match(proposed, '^(%d+)%-%d+$'))
     if ms and ms <= latest and ms >= earliest then
-      local r = redis.pcall('XADD', stream, proposed, 'event', json, unpack(extra))
+      args[at] = proposed
+      local r = redis.pcall('XADD', unpack(args))
       if type(r) == 'string' then id = r end
     end
-    if not id then id = redis.call('XADD', stream, '*', 'event', json, unpack(extra)) end
+    if not id then
+      args[at] = '*'
+      id = redis.call('XADD', unpack(args))
+      assigned = true
+    end
     if key then redis.call('SET', key, id, 'PX', ARGV[3]) end
   end
   out[i] = id
 end
-if ARGV[1] == 'MINID' then
-  local min = now - tonumber(ARGV[2])
-  if min > 0 then redis.call('XTRIM', stream, 'MINID', '~', string.format('%d', min)) end
-else
-  redis.call('XTRIM', stream, 'MAXLEN', '~', ARGV[2])
-end
-redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[5])
+if trim then redis.call('XTRIM', stream, trim[1], trim[2], trim[3]) end
+if assigned then redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[5]) end
 return {now_us, out}
 "#;
 
@@ -204,6 +228,7 @@ impl StreamWriter {
         token: &str,
         events: &[Append<'_>],
         wait_until: std::time::Instant,
+        again: bool,
     ) -> Result<Appended, PublishError> {
         // EVALSHA, and on NOSCRIPT (a node that never saw the script: a restarted or promoted
         // one) EVAL with the whole script on that same node, routed by the same keys: never a
@@ -215,7 +240,7 @@ impl StreamWriter {
         let wait_ms = self.wait_ms(wait_until);
         let request = |verb: &str, body: &str| {
             let mut pipe = redis::pipe();
-            pipe.add_command(self.script_call(verb, body, token, events));
+            pipe.add_command(self.script_call(verb, body, token, events, again));
             if let Some(ms) = wait_ms {
                 pipe.cmd("WAIT").arg(self.replica_acks).arg(ms);
             }
@@ -281,6 +306,7 @@ impl StreamWriter {
         body: &str,
         token: &str,
         events: &[Append<'_>],
+        again: bool,
     ) -> redis::Cmd {
         let dedup_keys = events.iter().filter(|e| e.dedup_id.is_some()).count();
         let mut c = redis::cmd(verb);
@@ -297,7 +323,8 @@ impl StreamWriter {
             .arg(&self.dedup_prefix)
             .arg(&self.token_ttl_ms)
             .arg(MAX_AHEAD_MS)
-            .arg(MAX_BEHIND_MS);
+            .arg(MAX_BEHIND_MS)
+            .arg(if again { "1" } else { "" });
         let mut key = 2;
         for e in events {
             match e.dedup_id {
