@@ -12,6 +12,7 @@ pub mod errors;
 mod group_commit;
 mod group_write;
 pub mod ids;
+pub mod log_bridge;
 pub mod logging;
 pub mod metadata_store;
 pub mod metrics;

@@ -1,5 +1,5 @@
-//! Logging on `tracing`: the publisher's code (and the drivers: sqlx logs through `tracing`)
-//! emits events and spans; one [`RecordLayer`] per publisher turns the enabled ones into
+//! Logging on `tracing`: the publisher's code (and the drivers: sqlx logs through `tracing`,
+//! redis-rs through `log`, bridged by [`crate::log_bridge`]) emits events and spans; one [`RecordLayer`] per publisher turns the enabled ones into
 //! [`LogRecord`]s for a [`LogSink`] (the caller's `logger` callback, wired in `binding.rs`, or
 //! JSON lines on stderr).
 //!
@@ -20,6 +20,7 @@ use serde::Serialize;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Dispatch, Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -137,14 +138,22 @@ impl LogSink for StderrSink {
 
 /// The publisher's dispatch: a registry with one [`RecordLayer`] behind `filter`. `dropped`
 /// counts records the sink could not take.
+/// While the dispatch lives, `log` records its filter wants are bridged to it.
 pub fn dispatch(filter: Targets, sink: Arc<dyn LogSink>, dropped: Arc<AtomicU64>) -> Dispatch {
-    Dispatch::new(Registry::default().with(RecordLayer { sink, dropped }.with_filter(filter)))
+    let log_level = crate::log_bridge::register(&filter);
+    let layer = RecordLayer {
+        sink,
+        dropped,
+        _log_level: log_level,
+    };
+    Dispatch::new(Registry::default().with(layer.with_filter(filter)))
 }
 
 /// Turns events (and, on close, spans with their duration) into [`LogRecord`]s.
 pub struct RecordLayer {
     sink: Arc<dyn LogSink>,
     dropped: Arc<AtomicU64>,
+    _log_level: crate::log_bridge::LogLevelGuard,
 }
 
 impl RecordLayer {
@@ -186,7 +195,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let meta = event.metadata();
+        // A bridged `log` record carries its real target and level in fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let mut r = LogRecord {
             level: level_str(*meta.level()),
             time: iso_timestamp_ms(now_ms()),
@@ -253,6 +264,8 @@ impl RecordFields<'_> {
             // Event ids never hold a comma (see validate::event_id).
             "event_ids" => r.event_ids = Some(value.split(',').map(str::to_string).collect()),
             "count" => r.count = value.parse().ok(),
+            // A bridged `log` record's origin (`log.target` is in the metadata already).
+            name if name.starts_with("log.") => {}
             name => {
                 let _ = write!(self.extra, " {name}={value}");
             }
@@ -416,6 +429,29 @@ pub(crate) mod tests {
             "{}",
             got[1].msg
         );
+    }
+
+    #[test]
+    fn log_records_reach_the_current_dispatch_through_its_filter() {
+        let (d, sink) = collect("info,redis=debug");
+        let (quiet, quiet_sink) = collect("info");
+        with_default(&d, || {
+            // Raised while a dispatch wants redis' debug records.
+            assert!(log::max_level() >= log::LevelFilter::Debug);
+            log::debug!(target: "redis::cluster", "reconnected to {}", "n1");
+            log::trace!(target: "redis::cluster", "too fine");
+            log::error!(target: "other_crate", "not named");
+        });
+        with_default(
+            &quiet,
+            || log::error!(target: "redis::cluster", "not wanted here"),
+        );
+        log::error!(target: "redis::cluster", "no current dispatch: nowhere");
+        let got = sink.0.lock().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].level, "debug");
+        assert_eq!(got[0].msg, "redis::cluster: reconnected to n1");
+        assert!(quiet_sink.0.lock().unwrap().is_empty());
     }
 
     #[test]

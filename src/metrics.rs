@@ -117,6 +117,7 @@ impl Histogram {
     }
 
     /// Records one value.
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn observe(&self, v: f64) {
         let i = self.bounds.partition_point(|b| *b < v);
         self.counts[i].fetch_add(1, Relaxed);
@@ -185,6 +186,7 @@ impl Metrics {
     }
 
     /// `n` messages sent, or refused with `code`.
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn sent(&self, n: usize, code: Option<Code>) {
         match code {
             None => &self.sent_ok,
@@ -194,31 +196,37 @@ impl Metrics {
     }
 
     /// One `publish`/`publishBatch` call that was admitted, and how long it took.
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn operation(&self, op: Operation, took: Duration) {
         self.duration[op as usize].observe(took.as_secs_f64());
     }
 
     /// A group of `n` events was written.
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn group(&self, n: usize) {
         self.group_events.observe(n as f64);
     }
 
     /// A stage took `took`.
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn stage(&self, stage: Stage, took: Duration) {
         self.stages[stage as usize].observe(took.as_secs_f64());
     }
 
     /// A stage was tried again.
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn retry(&self, stage: Stage) {
         self.retries[stage as usize].fetch_add(1, Relaxed);
     }
 
     /// `n` events' rows were deleted after a failure.
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn undone(&self, n: usize) {
         self.undone.fetch_add(n as u64, Relaxed);
     }
 
     /// `n` entries did not take their reserved ID (their rows got a second statement).
+    #[cfg_attr(feature = "profiling", inline(never))]
     pub fn not_reserved(&self, n: usize) {
         self.not_reserved.fetch_add(n as u64, Relaxed);
     }

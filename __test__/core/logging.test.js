@@ -155,3 +155,29 @@ test('records of the stores\' code (sqlx) reach the publisher whose call ran it,
   expect(loud.logs.every((l) => l.msg.startsWith('sqlx::'))).toBe(true);
   expect(quiet.logs.map((l) => l.msg)).toEqual(['event published']);
 });
+
+test("a redis directive switches on redis-rs's own records (it logs through `log`, bridged)", async () => {
+  // redis-rs logs (through the `log` crate) only in its cluster client (standalone connections
+  // log nothing at any level), and per command only at trace: a cluster of our own.
+  const { startCluster } = require('../support/redis-topologies');
+  const cluster = await startCluster({ masters: 3 });
+  try {
+    const redisUrl = cluster.urls[0];
+    const loud = await connect({ redisUrl, logLevel: 'info,redis=trace' });
+    const debug = await connect({ redisUrl, logLevel: 'info,redis=debug' });
+    const quiet = await connect({ redisUrl, logLevel: 'info' });
+    const ids = await Promise.all([loud, debug, quiet].map((x) => x.p.publish('a.b', {}, ctx())));
+    await until(() => [loud, debug, quiet].every((x, i) => x.logs.some((l) => l.eventId === ids[i])));
+    await sleep(50);
+    const sent = loud.logs.filter((l) => l.msg === 'redis::cluster_handling::async_connection: send_packed_command');
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent[0].level).toBe('trace');
+    // The bridged record's own fields (log.target, log.file…) are not appended to msg.
+    expect(loud.logs.filter((l) => /log\.(target|file|line)=/.test(l.msg))).toEqual([]);
+    expect(debug.logs.filter((l) => l.level === 'trace')).toEqual([]);
+    expect(quiet.logs.map((l) => l.msg)).toEqual(['event published']);
+    await Promise.all([loud, debug, quiet].map((x) => x.p.close()));
+  } finally {
+    await cluster.stop();
+  }
+});
