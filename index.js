@@ -220,12 +220,12 @@ function nativeOptions(options) {
   return out;
 }
 
-/** A logger that can never throw into the addon. */
+/** A logger that can never throw into the addon; records arrive as JSON lines. */
 function safeLogger(logger) {
   if (typeof logger !== 'function') return undefined;
-  return (entry) => {
+  return (line) => {
     try {
-      logger(entry);
+      logger(JSON.parse(line));
     } catch {
       // A broken logger must not break publishing.
     }
