@@ -24,7 +24,7 @@ use crate::stream_writer::StreamWriter;
 const MAX_GROUP_EVENTS: usize = 1024;
 /// Most groups being written at once (bounded by the pool size). Measured here with 64 publishes
 /// in flight: 1 group ≈ 6 k events/s, 4 ≈ 11–12 k, 8 ≈ 9 k (smaller groups, more commits).
-const MAX_GROUPS_IN_FLIGHT: u32 = 4;
+pub(crate) const MAX_GROUPS_IN_FLIGHT: u32 = 4;
 /// Longest wait for a group to fill up to the size of the previous one (never on the idle path:
 /// after a group of one, the next group goes out at once).
 const GATHER_WAIT: Duration = Duration::from_millis(1);

@@ -24,6 +24,7 @@ pub mod redis_connection;
 pub mod redis_keys;
 pub mod redis_topology;
 mod retry;
+pub mod sentinel_watch;
 pub mod sql_literal;
 pub mod stream_writer;
 pub mod validate;

@@ -372,6 +372,7 @@ impl Publisher {
             // Bounded: every group finishes its retries and undo within a few timeouts.
             let _ = tokio::time::timeout(inner.timeout, idle).await;
         }
+        inner.writer.stream.close();
         inner.writer.store.close().await;
     }
 }

@@ -74,7 +74,7 @@ impl RedisLink {
                 Ok((RedisLink::Cluster(conn, slot), Kind::Cluster))
             }
             Topology::Sentinel(s) => {
-                let link = DirectLink::connect(Target::Sentinel(s.clone()), timeout)
+                let link = DirectLink::connect(Target::Sentinel(s.clone()), timeout, lanes(cfg))
                     .await
                     .map_err(|e| fail(&format!("connect via the sentinels of '{}'", s.name), &e))?;
                 Ok((RedisLink::Direct(link), Kind::Sentinel))
@@ -95,7 +95,7 @@ impl RedisLink {
                     )
                 } else {
                     RedisLink::Direct(
-                        DirectLink::connect(Target::Fixed(client), timeout)
+                        DirectLink::connect(Target::Fixed(client), timeout, lanes(cfg))
                             .await
                             .map_err(|e| fail(&what, &e))?,
                     )
@@ -117,6 +117,39 @@ impl RedisLink {
         }
     }
 
+    /// Further connections to the same deployment, `n` of them, each with a command stream of
+    /// its own (for appends followed by `WAIT`, which holds up the commands behind it on its
+    /// connection). A direct link's lanes share its target and Sentinel watcher and connect on
+    /// first use; the other kinds connect anew.
+    pub async fn lanes(
+        &self,
+        cfg: &RedisConfig,
+        slot: u16,
+        timeout: Duration,
+        n: usize,
+    ) -> Result<Vec<RedisLink>, PublishError> {
+        match self {
+            RedisLink::Direct(d) => Ok((1..=n)
+                .map(|lane| RedisLink::Direct(d.lane(lane)))
+                .collect()),
+            _ => {
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    out.push(Box::pin(RedisLink::connect(cfg, slot, timeout)).await?.0);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Stops what runs in the background (the Sentinel watcher) and drops the direct link's
+    /// connections; a command after this fails as never sent.
+    pub fn close(&self) {
+        if let RedisLink::Direct(d) = self {
+            d.close();
+        }
+    }
+
     /// Runs a command that names no key on the node that holds the stream (its shard's master
     /// on a Cluster), e.g. `TIME`, `PING`, `WAIT`, `SCRIPT LOAD`.
     pub async fn query_at_stream<T: FromRedisValue>(&mut self, cmd: &Cmd) -> Result<T, RedisError> {
@@ -130,6 +163,16 @@ impl RedisLink {
             }
             other => cmd.query_async(other).await,
         }
+    }
+}
+
+/// How many connections a direct link keeps: the main one, plus one per group in flight when
+/// appends are followed by `WAIT` (see [`RedisLink::lanes`]).
+fn lanes(cfg: &RedisConfig) -> usize {
+    if cfg.replica_acks > 0 {
+        1 + crate::group_commit::MAX_GROUPS_IN_FLIGHT as usize
+    } else {
+        1
     }
 }
 
@@ -216,12 +259,14 @@ pub fn not_sent(why: &str) -> RedisError {
     ))
 }
 
-/// One multiplexed connection to a node over plain TCP, reconnected on the next command once it
-/// is known dead (the server closed it, a write failed, an I/O error came back, or a Sentinel
-/// primary answered `READONLY`).
+/// Multiplexed connections to a node over plain TCP (one per lane; lane 0 is the main one),
+/// each reconnected on its next command once it is known dead (the server closed it, a write
+/// failed, an I/O error came back, a Sentinel primary answered `READONLY`, or the sentinels
+/// announced another primary).
 #[derive(Clone)]
 pub struct DirectLink {
     shared: Arc<Shared>,
+    lane: usize,
 }
 
 /// Where a direct link connects.
@@ -235,13 +280,19 @@ pub enum Target {
 struct Shared {
     target: Target,
     connect_timeout: Duration,
-    current: tokio::sync::Mutex<Option<Live>>,
+    lanes: Vec<tokio::sync::Mutex<Option<Live>>>,
+    /// The primary the Sentinel watcher learned last (a `+switch-master`): tried before asking
+    /// the sentinels, which may not all have switched yet.
+    announced: std::sync::Mutex<Option<(String, u16)>>,
+    watch: std::sync::Mutex<Option<crate::sentinel_watch::Watch>>,
+    closed: AtomicBool,
 }
 
 #[derive(Clone)]
 struct Live {
     conn: MultiplexedConnection,
     probe: Arc<Probe>,
+    addr: (String, u16),
 }
 
 /// What the socket wrapper saw, shared with the link.
@@ -254,22 +305,70 @@ struct Probe {
 }
 
 impl DirectLink {
-    /// Connects to `target` (plain TCP), within `connect_timeout`.
-    pub async fn connect(target: Target, connect_timeout: Duration) -> Result<Self, RedisError> {
+    /// Connects to `target` (plain TCP), within `connect_timeout`; `lanes` connections in all
+    /// (the first one now, the others on first use). A Sentinel target is watched for failovers.
+    pub async fn connect(
+        target: Target,
+        connect_timeout: Duration,
+        lanes: usize,
+    ) -> Result<Self, RedisError> {
+        let sentinel = match &target {
+            Target::Sentinel(s) => Some(s.clone()),
+            Target::Fixed(_) => None,
+        };
         let link = DirectLink {
             shared: Arc::new(Shared {
                 target,
                 connect_timeout,
-                current: tokio::sync::Mutex::new(None),
+                lanes: (0..lanes.max(1))
+                    .map(|_| tokio::sync::Mutex::new(None))
+                    .collect(),
+                announced: std::sync::Mutex::new(None),
+                watch: std::sync::Mutex::new(None),
+                closed: AtomicBool::new(false),
             }),
+            lane: 0,
         };
         link.live().await?;
+        if let Some(s) = sentinel {
+            // Weak: the watcher must not keep the link (and its connections) alive.
+            let weak = Arc::downgrade(&link.shared);
+            let on_primary: crate::sentinel_watch::OnPrimary = Box::new(move |host, port| {
+                let shared = weak.upgrade()?;
+                Some(Box::pin(async move { shared.primary_is(host, port).await }))
+            });
+            let watch = crate::sentinel_watch::spawn(s, connect_timeout, on_primary);
+            *lock(&link.shared.watch) = Some(watch);
+        }
         Ok(link)
+    }
+
+    /// The same link on lane `lane` (its own connection).
+    fn lane(&self, lane: usize) -> DirectLink {
+        DirectLink {
+            shared: self.shared.clone(),
+            lane: lane.min(self.shared.lanes.len() - 1),
+        }
+    }
+
+    /// Ends the watcher and drops every lane's connection; later commands fail as never sent.
+    fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        drop(lock(&self.shared.watch).take());
+        for lane in &self.shared.lanes {
+            if let Ok(mut current) = lane.try_lock() {
+                *current = None;
+            }
+        }
     }
 
     /// The current connection, a new one when there is none or it is known dead.
     async fn live(&self) -> Result<Live, RedisError> {
-        let mut current = self.shared.current.lock().await;
+        let mut current = self.shared.lanes[self.lane].lock().await;
+        if self.shared.closed.load(Ordering::Acquire) {
+            *current = None;
+            return Err(not_sent("the publisher is closed"));
+        }
         if let Some(live) = current.as_ref() {
             if !live.probe.dead.load(Ordering::Acquire) {
                 return Ok(live.clone());
@@ -292,8 +391,24 @@ impl DirectLink {
     async fn open(&self) -> Result<Live, RedisError> {
         let client = match &self.shared.target {
             Target::Fixed(client) => client.clone(),
-            Target::Sentinel(s) => sentinel_primary(s, self.shared.connect_timeout).await?,
+            Target::Sentinel(s) => {
+                let announced = lock(&self.shared.announced).clone();
+                if let Some((host, port)) = announced {
+                    match self.open_on(primary_client(s, host, port)?).await {
+                        Ok(live) => return Ok(live),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "the announced primary failed; asking the sentinels");
+                            lock(&self.shared.announced).take();
+                        }
+                    }
+                }
+                sentinel_primary(s, self.shared.connect_timeout).await?
+            }
         };
+        self.open_on(client).await
+    }
+
+    async fn open_on(&self, client: Client) -> Result<Live, RedisError> {
         let (host, port) = match client.get_connection_info().addr() {
             ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
             _ => {
@@ -336,9 +451,12 @@ impl DirectLink {
             }
             tracing::debug!(%host, port, "connected to the primary the sentinels name");
         }
-        Ok(Live { conn, probe })
+        Ok(Live {
+            conn,
+            probe,
+            addr: (host, port),
+        })
     }
-
     /// Runs `send` on the live connection; a failure that left the wire untouched on a dead
     /// connection becomes [`not_sent`].
     async fn run<T>(
@@ -376,38 +494,69 @@ impl DirectLink {
     }
 }
 
+impl Shared {
+    /// The sentinels name `host:port` as the primary now: remembered for the next connect, and
+    /// every lane connected elsewhere is marked dead, so its next command reconnects there
+    /// (commands already sent on it finish there: a demoted node refuses or, with replicaAcks,
+    /// cannot have them acknowledged).
+    async fn primary_is(&self, host: String, port: u16) {
+        let addr = (host, port);
+        *lock(&self.announced) = Some(addr.clone());
+        for lane in &self.lanes {
+            let current = lane.lock().await;
+            if let Some(live) = current.as_ref() {
+                if live.addr != addr && !live.probe.dead.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(
+                        old = %format!("{}:{}", live.addr.0, live.addr.1),
+                        new = %format!("{}:{}", addr.0, addr.1),
+                        "the sentinels switched the primary; reconnecting"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A client for the primary at `host:port` (with the primary's password).
+fn primary_client(s: &SentinelConfig, host: String, port: u16) -> Result<Client, RedisError> {
+    let node = ConnectionAddr::Tcp(host, port).into_connection_info()?;
+    let node = match &s.password {
+        Some(pw) => {
+            node.set_redis_settings(redis::RedisConnectionInfo::default().set_password(pw.clone()))
+        }
+        None => node,
+    };
+    Client::open(node)
+}
+
+/// `SENTINEL get-master-addr-by-name` of one sentinel.
+pub(crate) async fn ask_sentinel(
+    sentinel: &Client,
+    name: &str,
+) -> Result<Option<(String, u16)>, RedisError> {
+    let mut c = sentinel.get_multiplexed_async_connection().await?;
+    redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(name)
+        .query_async(&mut c)
+        .await
+}
+
 /// Asks the sentinels, in turn, for the address of the primary `s.name`; returns a client for
 /// it (with the primary's password).
 async fn sentinel_primary(s: &SentinelConfig, timeout: Duration) -> Result<Client, RedisError> {
     let mut last: Option<RedisError> = None;
     for (host, port) in &s.sentinels {
-        let info = ConnectionAddr::Tcp(host.clone(), *port).into_connection_info()?;
-        let info = match &s.sentinel_password {
-            Some(p) => info
-                .set_redis_settings(redis::RedisConnectionInfo::default().set_password(p.clone())),
-            None => info,
-        };
         let asked = async {
-            let client = Client::open(info)?;
-            let mut c = client.get_multiplexed_async_connection().await?;
-            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
-                .arg(&s.name)
-                .query_async(&mut c)
-                .await?;
-            Ok::<_, RedisError>(addr)
+            let client = Client::open(crate::sentinel_watch::sentinel_info(s, host, *port)?)?;
+            ask_sentinel(&client, &s.name).await
         };
         match tokio::time::timeout(timeout, asked).await {
-            Ok(Ok(Some((h, p)))) => {
-                let node = ConnectionAddr::Tcp(h, p).into_connection_info()?;
-                let node = match &s.password {
-                    Some(pw) => node.set_redis_settings(
-                        redis::RedisConnectionInfo::default().set_password(pw.clone()),
-                    ),
-                    None => node,
-                };
-                return Client::open(node);
-            }
+            Ok(Ok(Some((h, p)))) => return primary_client(s, h, p),
             Ok(Ok(None)) => {
                 last = Some(not_sent(&format!(
                     "sentinel {host}:{port} does not know a primary named '{}'",

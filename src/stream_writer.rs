@@ -2,6 +2,7 @@
 //! atomically, deduplicates caller-supplied event ids, and trims the stream once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
@@ -126,6 +127,29 @@ const MAX_AHEAD_MS: u64 = 20;
 /// insert happens in between; a group held up longer falls back).
 const MAX_BEHIND_MS: u64 = 100;
 
+impl Lanes {
+    /// A free lane; there is one per group in flight, so this waits only if more groups than
+    /// that append at once.
+    async fn take(&self) -> LaneGuard<'_> {
+        let permit = self
+            .available
+            .acquire()
+            .await
+            .expect("the lane semaphore is never closed");
+        let link = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        LaneGuard {
+            lanes: self,
+            link,
+            _permit: permit,
+        }
+    }
+}
+
+/// How late Redis may answer a WAIT that timed out: it checks blocked clients' timeouts between
+/// event-loop turns, which an idle server takes every 1000/`hz` ms (100 ms at the default `hz`
+/// 10; measured here: WAIT answers up to ~100 ms after its timeout with the replica stopped).
+const WAIT_LATE_MS: u64 = 100;
+
 /// One event to append: its JSON, its proposed entry ID and, for caller-supplied ids, the id to
 /// deduplicate on.
 pub struct Append<'a> {
@@ -165,6 +189,34 @@ pub struct StreamWriter {
     append_sha: String,
     op_timeout: Duration,
     replica_acks: u32,
+    /// With `replicaAcks`: connections of their own for the appends (each followed by a WAIT),
+    /// one per group in flight, so one group's WAIT never holds up another's append.
+    wait_lanes: Option<Arc<Lanes>>,
+}
+
+/// Connections handed out one per append.
+struct Lanes {
+    free: std::sync::Mutex<Vec<RedisLink>>,
+    available: tokio::sync::Semaphore,
+}
+
+/// A lane taken for one append; back in the pool when dropped.
+struct LaneGuard<'a> {
+    lanes: &'a Lanes,
+    link: Option<RedisLink>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Drop for LaneGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            self.lanes
+                .free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(link);
+        }
+    }
 }
 
 impl StreamWriter {
@@ -204,6 +256,16 @@ impl StreamWriter {
         conn.query_at_stream::<String>(redis::cmd("SCRIPT").arg("LOAD").arg(APPEND_LUA))
             .await
             .map_err(|e| PublishError::redis("SCRIPT LOAD", &e))?;
+        let wait_lanes = if cfg.replica_acks > 0 {
+            let n = crate::group_commit::MAX_GROUPS_IN_FLIGHT as usize;
+            let links = conn.lanes(cfg, slot, timeout, n).await?;
+            Some(Arc::new(Lanes {
+                available: tokio::sync::Semaphore::new(links.len()),
+                free: std::sync::Mutex::new(links),
+            }))
+        } else {
+            None
+        };
         Ok(StreamWriter {
             conn,
             // Every key the script touches hashes to the stream's cluster slot.
@@ -217,6 +279,7 @@ impl StreamWriter {
             append_sha: append.get_hash().to_string(),
             op_timeout: timeout,
             replica_acks: cfg.replica_acks,
+            wait_lanes,
         })
     }
 
@@ -236,7 +299,14 @@ impl StreamWriter {
         // With replicaAcks, WAIT goes in the same request: it counts the replicas holding this
         // connection's writes, so it must run on the connection (and node) of the append; sent
         // alone it could go out on a new connection after a reconnect and count nothing.
-        let mut conn = self.conn.clone();
+        let lane = match &self.wait_lanes {
+            Some(lanes) => Some(lanes.take().await),
+            None => None,
+        };
+        let mut conn = match &lane {
+            Some(l) => l.link.clone().unwrap_or_else(|| self.conn.clone()),
+            None => self.conn.clone(),
+        };
         let wait_ms = self.wait_ms(wait_until);
         let request = |verb: &str, body: &str| {
             let mut pipe = redis::pipe();
@@ -347,7 +417,8 @@ impl StreamWriter {
 
     /// How long the WAIT after an append may take, `None` without `replicaAcks`. The callers'
     /// own timeoutMs started before this group did: the WAIT ends a little before `until`, so
-    /// they get its answer rather than ERR_TIMEOUT (and never 0, which would block for ever).
+    /// they get its answer rather than ERR_TIMEOUT, allowing for Redis answering it late
+    /// ([`WAIT_LATE_MS`]), and never 0, which would block for ever.
     fn wait_ms(&self, until: std::time::Instant) -> Option<u64> {
         if self.replica_acks == 0 {
             return None;
@@ -355,7 +426,10 @@ impl StreamWriter {
         let left = until
             .saturating_duration_since(std::time::Instant::now())
             .as_millis() as u64;
-        Some(left.saturating_sub((left / 5).max(20)).max(1))
+        Some(
+            left.saturating_sub((left / 5).max(20) + WAIT_LATE_MS)
+                .max(1),
+        )
     }
 
     /// `ERR_NOT_REPLICATED` (outcome unknown: the entries are on the primary) when fewer than
@@ -376,6 +450,16 @@ impl StreamWriter {
         );
         e.outcome_unknown = true;
         Err(e)
+    }
+
+    /// Stops the connections' background work (the Sentinel watcher) and drops them.
+    pub fn close(&self) {
+        self.conn.close();
+        if let Some(lanes) = &self.wait_lanes {
+            for l in lanes.free.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                l.close();
+            }
+        }
     }
 
     /// The Redis clock, Unix µs.

@@ -74,6 +74,43 @@ test('replicaAcks 1, replica paused (SIGSTOP): publishes reject ERR_NOT_REPLICAT
   expect(rows.filter((r) => sid[r.event_id] !== r.stream_id)).toEqual([]);
 });
 
+test('replicaAcks 1, replica paused (SIGSTOP), 64 publishes in flight: every one rejects ERR_NOT_REPLICATED with outcomeUnknown within timeoutMs (a group waiting for its replica holds up no other group)', async () => {
+  const { primary, replicas } = await pair();
+  const stream = uid('repl64');
+  const timeoutMs = 1500;
+  const p = await connect({ redisUrl: primary.url, stream, replicaAcks: 1, timeoutMs });
+  const tenant = uid('ws');
+  expect(await p.publish('repl.ok', { n: 0 }, { tenantId: tenant, userId: 'u' })).toBeTruthy();
+
+  replicas[0].pause();
+  const results = [];
+  try {
+    const until = Date.now() + 3 * timeoutMs;
+    const worker = async () => {
+      while (Date.now() < until) {
+        const t = Date.now();
+        const err = await p.publish('repl.paused', { t }, { tenantId: tenant, userId: 'u' }).then(() => null, (e) => e);
+        results.push({ code: err ? err.code : 'resolved', outcomeUnknown: err ? err.outcomeUnknown : null, ms: Date.now() - t });
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+  } finally {
+    replicas[0].resume();
+  }
+  const byCode = {};
+  for (const r of results) byCode[r.code] = (byCode[r.code] || 0) + 1;
+  const slowest = Math.max(...results.map((r) => r.ms));
+  const spread = (code) => { const ms = results.filter((r) => r.code === code).map((r) => r.ms).sort((a, b) => a - b); return ms.length ? `${ms[0]}..${ms[ms.length - 1]} ms (median ${ms[ms.length >> 1]})` : '-'; };
+  console.log(`durations: NOT_REPLICATED ${spread('ERR_NOT_REPLICATED')}, TIMEOUT ${spread('ERR_TIMEOUT')}`);
+  console.log(`replicaAcks 1, replica paused, 64 in flight: ${results.length} publishes, by code ${JSON.stringify(byCode)}, slowest rejection ${slowest} ms (timeoutMs ${timeoutMs})`);
+  expect(results.length).toBeGreaterThanOrEqual(64 * 2);
+  expect(byCode).toEqual({ ERR_NOT_REPLICATED: results.length });
+  expect(results.filter((r) => r.outcomeUnknown !== true)).toEqual([]);
+  expect(slowest).toBeLessThanOrEqual(timeoutMs + 100);
+  // Resumed: publishing resolves again.
+  expect(await p.publish('repl.ok', { n: 1 }, { tenantId: tenant, userId: 'u' })).toBeTruthy();
+});
+
 /**
  * 64 publishes in flight on a primary with one replica; the primary is SIGKILLed 300 ms into the
  * load and the replica promoted (REPLICAOF NO ONE). Returns the ids that resolved and how many of
