@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** The native publisher; `index.js` wraps it as `EventPublisher`. */
 export declare class NativePublisher {
   /** Connects and verifies both stores. */
-  static connect(options?: Record<string, unknown> | undefined | null, logger?: ((entry: LogEntry) => void) | undefined | null): Promise<NativePublisher>
+  static connect(options?: Record<string, unknown> | undefined | null, logger?: ((line: string) => void) | undefined | null): Promise<NativePublisher>
   /** Registers the function called when finished publishes are ready to `drain()`. */
   listen(onReady: WakeFn): void
   /**
@@ -52,22 +52,6 @@ export interface Drained {
   ok: Array<boolean>
   /** The event id, or the error (`ERR_…: message`, `?` first when the outcome is unknown). */
   values: Array<string>
-}
-
-/** A structured log record as the `logger` callback receives it. */
-export interface LogEntry {
-  level: string
-  time: string
-  msg: string
-  eventId?: string
-  type?: string
-  correlationId?: string
-  tenantId?: string
-  streamId?: string
-  count?: number
-  eventIds?: Array<string>
-  code?: string
-  error?: string
 }
 
 /** One event of a batch, with `data` already serialized by `JSON.stringify`. */

@@ -300,6 +300,41 @@ describe('Redis outages (private Redis)', () => {
       await proxy.close();
     }
   });
+
+  // The append's retry after a lost reply is a repeated call: the script finds the first call's
+  // entries at their proposed IDs (no group token is written when every entry took its proposal)
+  // and appends nothing twice, for generated ids as for a batch.
+  test.each([['publish', 1], ['publishBatch', 3]])('reply to the append lost, the reconnect taken: %s resolves with one entry per event, each row holding its entry ID', async (how, n) => {
+    const r = await redisServer();
+    const proxy = await tcpProxy(r.port);
+    try {
+      const { p, stream } = await connect({ redisUrl: proxy.url, timeoutMs: 4000, circuitThreshold: 0 });
+      await p.publish('fault.lost.warmup', {}, { tenantId: uid('warm'), userId: 'u' });
+      const tenant = uid('ws');
+      const marker = uid('marker');
+      const swallowed = proxy.loseReplyTo(marker, { keepListening: true });
+      const events = Array.from({ length: n }, (_, i) => ({ type: 'fault.lost.retried', data: { marker, i }, context: { tenantId: tenant, userId: 'u' } }));
+      const pending = settle(how === 'publish' ? p.publish(events[0].type, events[0].data, events[0].context) : p.publishBatch(events));
+      await swallowed; // Redis ran the script; its reply is gone, the connection dropped
+      const res = await pending;
+      expect(res.err).toBeUndefined();
+      const client = await r.client();
+      let entries;
+      try {
+        entries = (await readStream(client, stream)).filter((e) => e.event.data.marker === marker);
+      } finally {
+        client.disconnect();
+      }
+      const rows = await rowsOf(tenant);
+      expect(entries).toHaveLength(n);
+      const ids = [].concat(res.value);
+      expect(entries.map((e) => e.event.id).sort()).toEqual([...ids].sort());
+      const sid = Object.fromEntries(entries.map((e) => [e.event.id, e.id]));
+      expect(rows.map((row) => [row.event_id, row.stream_id]).sort()).toEqual(ids.map((id) => [id, sid[id]]).sort());
+    } finally {
+      await proxy.close();
+    }
+  });
 });
 
 describe('Postgres outages (private Postgres)', () => {

@@ -365,7 +365,7 @@ module.exports.readStreamPaged = readStreamPaged;
  * itself. `loseReplyTo(match)`: the next client chunk that contains `match` is forwarded, but the
  * server's reply to it is swallowed; once that reply has arrived (so the server did execute the
  * command), the proxy drops every connection and stops listening, so that reconnects are refused,
- * until `reopen()`. Works for any protocol (Redis RESP, Postgres without TLS).
+ * until `reopen()` (or, with `keepListening`, takes reconnects at once). Works for any protocol (Redis RESP, Postgres without TLS).
  */
 async function tcpProxy(targetPort) {
   const port = await freePort();
@@ -409,8 +409,9 @@ async function tcpProxy(targetPort) {
           const t = pair.swallow;
           pair.swallow = { done: true };
           if (t.done) return;
-          // The server answered: it executed the command. Lose the answer and refuse from now on.
-          server.close();
+          // The server answered: it executed the command. Lose the answer and (unless `keepListening`)
+          // refuse from now on.
+          if (!t.keepListening) server.close();
           dropAll();
           t.resolve(d.toString('latin1'));
         });
@@ -424,11 +425,12 @@ async function tcpProxy(targetPort) {
     url: `redis://127.0.0.1:${port}`,
     /**
      * `match`: a string, or strings that must all be in the same chunk; `nth`: which matching
-     * chunk (1 = the next one). Resolves with the swallowed reply once the server answered.
+     * chunk (1 = the next one); `keepListening`: the connections are dropped but new ones are
+     * taken. Resolves with the swallowed reply once the server answered.
      */
-    loseReplyTo(match, { nth = 1 } = {}) {
+    loseReplyTo(match, { nth = 1, keepListening = false } = {}) {
       return new Promise((resolve) => {
-        trap = { match: [].concat(match).map((m) => Buffer.from(m)), nth, seen: 0, resolve };
+        trap = { match: [].concat(match).map((m) => Buffer.from(m)), nth, seen: 0, resolve, keepListening };
       });
     },
     async reopen() {
