@@ -48,12 +48,23 @@ impl std::fmt::Display for EntryId {
 /// 2^20 IDs per microsecond before the next one's range).
 const SEQ_SHIFT: u32 = 20;
 
-/// This host's clock, Unix µs.
+/// This host's clock, Unix µs: the wall clock read once, then advanced by the monotonic clock, so
+/// a step of the wall clock (NTP, an operator) never moves proposals away from the Redis clock
+/// between two syncs with it.
 pub fn host_now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    static ANCHOR: std::sync::OnceLock<(std::time::Instant, u64)> = std::sync::OnceLock::new();
+    let (at, wall_us) = ANCHOR.get_or_init(|| {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        (std::time::Instant::now(), wall)
+    });
+    wall_us + at.elapsed().as_micros() as u64
 }
+
+/// How recent the last sync with the Redis clock must be for [`EntryIdClock::redis_now_ms`] to
+/// answer (the estimate then drifts by the monotonic clock's rate error only).
+const FRESH_SYNC_US: u64 = 1_000_000;
 
 /// Hands out increasing entry IDs, and turns to append them in the order they were handed out
 /// (groups are written concurrently, and a group whose IDs another group's entries have
@@ -64,6 +75,8 @@ pub struct EntryIdClock {
     turn_changed: Notify,
     /// Redis clock minus this host's, in µs.
     offset_us: AtomicI64,
+    /// This host's clock at the last sync, Unix µs (0: never synced).
+    synced_at_us: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -91,7 +104,17 @@ impl EntryIdClock {
         if redis_us > 0 {
             self.offset_us
                 .store(redis_us as i64 - host_us as i64, Ordering::Relaxed);
+            self.synced_at_us.store(host_us, Ordering::Relaxed);
         }
+    }
+
+    /// The Redis clock (Unix ms) at `host_us`, when the last sync is at most a second old.
+    pub fn redis_now_ms(&self, host_us: u64) -> Option<u64> {
+        let synced = self.synced_at_us.load(Ordering::Relaxed);
+        if synced == 0 || host_us.saturating_sub(synced) > FRESH_SYNC_US {
+            return None;
+        }
+        Some((host_us as i64 + self.offset_us.load(Ordering::Relaxed)).max(0) as u64 / 1000)
     }
 
     /// Reserves `n` consecutive IDs after everything handed out or observed, at the Redis time

@@ -169,7 +169,9 @@ impl Writer {
         let called = std::sync::atomic::AtomicBool::new(false);
         let append = retry((&self.metrics, Stage::Append), deadline, false, || {
             let again = called.swap(true, std::sync::atomic::Ordering::Relaxed);
-            self.stream.append(&token, &appends, callers, again)
+            let redis_now = self.entry_ids.redis_now_ms(host_now_us());
+            self.stream
+                .append(&token, &appends, callers, again, redis_now)
         })
         .instrument(tracing::trace_span!("append", entries = appends.len()));
         let appended = self.stage(Stage::Append, append).await;

@@ -267,7 +267,7 @@ impl MetadataStore {
         store.description = format!(
             "{} because {why}; migrate and reconcile use {}",
             if prepared {
-                "the inserts are prepared once per connection and never planned again (plan_cache_mode=force_generic_plan); updates and deletes are simple queries planned for their values"
+                "publishing statements: the inserts are prepared once per connection and never planned again (plan_cache_mode=force_generic_plan); updates and deletes are simple queries planned for their values"
             } else {
                 "publishing statements are simple queries with inline values (nothing prepared, no session settings: safe through PgBouncer in any pool mode)"
             },
