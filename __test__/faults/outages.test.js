@@ -47,6 +47,16 @@ async function redisServer(args, opts) {
   return s;
 }
 
+/** The entries of `stream` on the server `r` whose event data carries `marker`. */
+async function markedEntries(r, stream, marker) {
+  const client = await r.client();
+  try {
+    return (await readStream(client, stream)).filter((e) => e.event.data.marker === marker);
+  } finally {
+    client.disconnect();
+  }
+}
+
 const rowsOf = async (tenant, client = db) =>
   (await client.query('SELECT * FROM event_metadata WHERE tenant_id = $1 ORDER BY created_at, event_id', [tenant])).rows;
 
@@ -281,13 +291,7 @@ describe('Redis outages (private Redis)', () => {
       const swallowed = proxy.loseReplyTo(marker);
       const res = await settle(p.publish('fault.lost.reply', { marker }, { tenantId: tenant, userId: 'u' }));
       await swallowed; // Redis did run the script
-      const client = await r.client();
-      let entries;
-      try {
-        entries = (await readStream(client, stream)).filter((e) => e.event.data.marker === marker);
-      } finally {
-        client.disconnect();
-      }
+      const entries = await markedEntries(r, stream, marker);
       const rows = await rowsOf(tenant);
       expect(res.ok).toBe(false);
       expect(entries).toHaveLength(1);
@@ -318,13 +322,7 @@ describe('Redis outages (private Redis)', () => {
       await swallowed; // Redis ran the script; its reply is gone, the connection dropped
       const res = await pending;
       expect(res.err).toBeUndefined();
-      const client = await r.client();
-      let entries;
-      try {
-        entries = (await readStream(client, stream)).filter((e) => e.event.data.marker === marker);
-      } finally {
-        client.disconnect();
-      }
+      const entries = await markedEntries(r, stream, marker);
       const rows = await rowsOf(tenant);
       expect(entries).toHaveLength(n);
       const ids = [].concat(res.value);
