@@ -114,13 +114,18 @@ impl EntryIdClock {
         if synced == 0 || host_us.saturating_sub(synced) > FRESH_SYNC_US {
             return None;
         }
-        Some((host_us as i64 + self.offset_us.load(Ordering::Relaxed)).max(0) as u64 / 1000)
+        Some(self.redis_us(host_us) / 1000)
+    }
+
+    /// The Redis clock (Unix µs) at `host_us`, from the last sync's offset.
+    fn redis_us(&self, host_us: u64) -> u64 {
+        (host_us as i64 + self.offset_us.load(Ordering::Relaxed)).max(0) as u64
     }
 
     /// Reserves `n` consecutive IDs after everything handed out or observed, at the Redis time
     /// that corresponds to `host_us` (Unix µs) or later, with the turn at which to append them.
     pub fn reserve(&self, n: usize, host_us: u64) -> (Vec<String>, Turn<'_>) {
-        let now_us = (host_us as i64 + self.offset_us.load(Ordering::Relaxed)).max(0) as u64;
+        let now_us = self.redis_us(host_us);
         let at = EntryId {
             ms: now_us / 1000,
             seq: (now_us % 1000) << SEQ_SHIFT,

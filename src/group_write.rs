@@ -12,7 +12,6 @@ use crate::entry_ids::host_now_us;
 use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
 use crate::group_commit::{Job, Writer};
-use crate::ids;
 use crate::logging::Joined;
 use crate::metadata_store::ExistingRow;
 use crate::metrics::Stage;
@@ -142,7 +141,8 @@ impl Writer {
         //    it. A lost reply is retried as a repeated call: entries found at their proposed IDs,
         //    or the result recorded under the group's token (when Redis assigned some IDs), are
         //    the first call's, not appended twice. Retried caller ids are deduplicated.
-        let token = ids::new_id();
+        // Made on the first script call only: a lone event's plain XADD needs no token.
+        let token = std::sync::OnceLock::new();
         let appends: Vec<Append> = live
             .iter()
             .map(|(e, held)| Append {

@@ -301,10 +301,11 @@ impl StreamWriter {
 
     /// Appends `events` in one atomic script call; returns the Redis time (Unix µs) and their
     /// entry IDs in order (each the proposed ID unless it was refused). Calling it again with the
-    /// same `token` (after a lost reply) returns the first call's IDs and appends nothing.
+    /// same `token` (after a lost reply, `again`) returns the first call's IDs and appends
+    /// nothing; the token is made on the first script call (a plain XADD needs none).
     pub async fn append(
         &self,
-        token: &str,
+        token: &std::sync::OnceLock<String>,
         events: &[Append<'_>],
         wait_until: std::time::Instant,
         again: bool,
@@ -322,6 +323,7 @@ impl StreamWriter {
         // With replicaAcks, WAIT goes in the same request: it counts the replicas holding this
         // connection's writes, so it must run on the connection (and node) of the append; sent
         // alone it could go out on a new connection after a reconnect and count nothing.
+        let token = token.get_or_init(crate::ids::new_id).as_str();
         let lane = self.lane().await;
         let mut conn = self.lane_conn(&lane);
         let wait_ms = self.wait_ms(wait_until);
