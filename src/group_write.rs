@@ -52,14 +52,16 @@ impl Writer {
     }
 
     async fn write_stages(&self, jobs: &[Job]) -> Vec<Result<Vec<String>, PublishError>> {
-        let deadline = Instant::now() + self.timeout;
+        let started = Instant::now();
+        let deadline = started + self.timeout;
         let all: Vec<&PreparedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
         let fail_all = |e: PublishError| jobs.iter().map(|_| Err(e.clone())).collect();
 
         // 1. Rows first (PENDING, stream_id = the entry ID proposed for the event), so a consumer
         //    never sees an entry without its row. Idempotent, so an ambiguous failure is retried.
         let (proposed, turn) = if self.reserve_ids {
-            let (ids, turn) = self.entry_ids.reserve(all.len(), host_now_us());
+            let at = host_now_us() + self.entry_ids.lead_us();
+            let (ids, turn) = self.entry_ids.reserve(all.len(), at);
             (ids, Some(turn))
         } else {
             (Vec::new(), None)
@@ -159,6 +161,8 @@ impl Writer {
                 .wait(APPEND_ORDER_WAIT)
                 .instrument(tracing::trace_span!("wait_append_order"));
             self.stage(Stage::WaitAppendOrder, wait).await;
+            self.entry_ids
+                .record_lead(started.elapsed().as_micros() as u64);
         }
         // With replicaAcks, the WAIT in the append's request ends before the first caller's
         // timeoutMs does (a WAIT holds up the connection's later commands, so groups queued
