@@ -28,5 +28,6 @@ pub mod sentinel_watch;
 pub mod sql_literal;
 pub mod stream_writer;
 pub mod validate;
+mod warm_connection;
 
 mod binding;

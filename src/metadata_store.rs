@@ -8,8 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
-use sqlx::{ConnectOptions, Row};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
+use sqlx::{ConnectOptions, Execute, Executor, Postgres, Row};
+
+use crate::warm_connection::WarmConnection;
 
 use crate::config::DatabaseConfig;
 use crate::envelope::PreparedEvent;
@@ -67,6 +71,13 @@ impl Template {
         }
     }
 
+    /// The prepared statement with one array parameter per column.
+    fn prepared_query<'q>(&'q self, columns: &[&'q [&'q str]]) -> PgQuery<'q> {
+        columns
+            .iter()
+            .fold(sqlx::query(&self.bound).persistent(true), |q, c| q.bind(*c))
+    }
+
     fn prepared(mut self) -> Self {
         self.prepare = true;
         self
@@ -111,6 +122,8 @@ pub struct MetadataStore {
     /// statement fails in a way that sticks to the session (the database was read-only when the
     /// session began), so that recovery does not wait for the pool to age them out.
     stale_before_ms: Arc<AtomicU64>,
+    /// The publishing pool's connection kept for the next statement.
+    warm: WarmConnection,
 }
 
 /// The startup option of a direct connection's sessions: the prepared inserts run on their
@@ -264,6 +277,7 @@ impl MetadataStore {
         let mut store = MetadataStore::with_pools(publishing, session, table_sql, op_timeout);
         store.prepared = prepared;
         store.stale_before_ms = stale_before_ms;
+        store.warm = WarmConnection::new(cfg.pool_size);
         store.description = format!(
             "{} because {why}; migrate and reconcile use {}",
             if prepared {
@@ -346,6 +360,7 @@ impl MetadataStore {
             table_sql: table.to_string(),
             description: String::new(),
             stale_before_ms: Arc::new(AtomicU64::new(0)),
+            warm: WarmConnection::default(),
         }
     }
 
@@ -585,6 +600,7 @@ impl MetadataStore {
 
     /// Closes the pool after its connections are returned.
     pub async fn close(&self) {
+        self.warm.release();
         self.pool.close().await;
         self.session.close().await;
     }
@@ -600,16 +616,12 @@ impl MetadataStore {
         if self.prepared && t.prepare {
             // Built outside the future: a closure over borrowed columns inside it would make
             // the future's Send bound higher-ranked (which napi's spawn cannot prove).
-            let q = columns
-                .iter()
-                .fold(sqlx::query(&t.bound).persistent(true), |q, c| q.bind(*c));
-            self.bounded(what, q.execute(&self.pool)).await
+            let q = t.prepared_query(columns);
+            self.bounded(what, self.execute_warm(q)).await
         } else {
             let sql = t.with_arrays(columns)?;
-            self.bounded(what, async {
-                sqlx::raw_sql(&sql).execute(&self.pool).await
-            })
-            .await
+            self.bounded(what, self.execute_warm(sqlx::raw_sql(&sql)))
+                .await
         }
     }
 
@@ -621,19 +633,36 @@ impl MetadataStore {
         columns: &[&[&str]],
     ) -> Result<Vec<PgRow>, PublishError> {
         if self.prepared && t.prepare {
-            // Built outside the future: a closure over borrowed columns inside it would make
-            // the future's Send bound higher-ranked (which napi's spawn cannot prove).
-            let q = columns
-                .iter()
-                .fold(sqlx::query(&t.bound).persistent(true), |q, c| q.bind(*c));
-            self.bounded(what, q.fetch_all(&self.pool)).await
+            let q = t.prepared_query(columns);
+            self.bounded(what, self.fetch_warm(q)).await
         } else {
             let sql = t.with_arrays(columns)?;
-            self.bounded(what, async {
-                sqlx::raw_sql(&sql).fetch_all(&self.pool).await
-            })
-            .await
+            self.bounded(what, self.fetch_warm(sqlx::raw_sql(&sql)))
+                .await
         }
+    }
+
+    /// Runs a statement on the connection the last one ran on when it is free (see
+    /// [`WarmConnection`]), else on one from the pool.
+    async fn execute_warm<'q>(
+        &self,
+        statement: impl Execute<'q, Postgres> + 'q,
+    ) -> Result<PgQueryResult, sqlx::Error> {
+        let mut conn = self.warm.checkout(&self.pool).await?;
+        let result = conn.execute(statement).await;
+        self.warm.checkin(conn, result.is_ok());
+        result
+    }
+
+    /// As [`Self::execute_warm`], for a statement that returns rows.
+    async fn fetch_warm<'q>(
+        &self,
+        statement: impl Execute<'q, Postgres> + 'q,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let mut conn = self.warm.checkout(&self.pool).await?;
+        let result = conn.fetch_all(statement).await;
+        self.warm.checkin(conn, result.is_ok());
+        result
     }
 
     async fn bounded<T>(
