@@ -58,6 +58,9 @@ struct Template {
     /// that find rows by `event_id` are planned for their values each time (inline literals):
     /// a generic plan for an array of unknown length could seq-scan a large table.
     prepare: bool,
+    /// The same statement for one row, `VALUES ($1, …)`: what a prepared insert of a single
+    /// event sends (no arrays to parse, no unnest, no sort).
+    one: Option<String>,
 }
 
 impl Template {
@@ -68,14 +71,26 @@ impl Template {
             head,
             tail: tail.to_string(),
             prepare: false,
+            one: None,
         }
     }
 
-    /// The prepared statement with one array parameter per column.
+    fn with_one_row(mut self, sql: String) -> Self {
+        self.one = Some(sql);
+        self
+    }
+
+    /// The prepared statement and its parameters: the single-row form when every column has one
+    /// value, else one array per column.
     fn prepared_query<'q>(&'q self, columns: &[&'q [&'q str]]) -> PgQuery<'q> {
-        columns
-            .iter()
-            .fold(sqlx::query(&self.bound).persistent(true), |q, c| q.bind(*c))
+        match &self.one {
+            Some(one) if columns.iter().all(|c| c.len() == 1) => columns
+                .iter()
+                .fold(sqlx::query(one).persistent(true), |q, c| q.bind(c[0])),
+            _ => columns
+                .iter()
+                .fold(sqlx::query(&self.bound).persistent(true), |q, c| q.bind(*c)),
+        }
     }
 
     fn prepared(mut self) -> Self {
@@ -308,17 +323,26 @@ impl MetadataStore {
             ") AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
              ORDER BY r.event_id \
              ON CONFLICT (event_id) DO NOTHING";
+        // One row (a lone publish), as the arrays would give it.
+        let insert_one = format!(
+            "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, ($8::timestamptz AT TIME ZONE 'UTC')) \
+             ON CONFLICT (event_id) DO NOTHING"
+        );
         MetadataStore {
             pool,
             session,
             prepared: false,
-            insert: Template::new(insert_head.clone(), INSERT_TAIL, 8).prepared(),
+            insert: Template::new(insert_head.clone(), INSERT_TAIL, 8)
+                .prepared()
+                .with_one_row(insert_one.clone()),
             insert_returning: Template::new(
                 insert_head,
                 &format!("{INSERT_TAIL} RETURNING event_id"),
                 8,
             )
-            .prepared(),
+            .prepared()
+            .with_one_row(format!("{insert_one} RETURNING event_id")),
             existing: Template::new(
                 format!(
                     "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY("
