@@ -1,7 +1,9 @@
 //! Writes `event_metadata` rows (COMPAT.md §3): inserts them as PENDING with the entry ID
 //! proposed for their event, patches the `stream_id` of the few whose append could not take the
 //! proposal, deletes them when a publish is undone, and finds rows for reconciliation. Multi-row statements bind one array per column (`unnest`), so
-//! a group of any size is one statement with a fixed number of parameters.
+//! a group of any size is one statement with a fixed number of parameters; a lone row's prepared
+//! insert is `VALUES ($1, …)`. Statements run on the connection the previous one used when it is
+//! free (`warm_connection`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,16 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
-
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
 use sqlx::{ConnectOptions, Execute, Executor, Postgres, Row};
-
-use crate::warm_connection::WarmConnection;
 
 use crate::config::DatabaseConfig;
 use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
 use crate::sql_literal;
+use crate::warm_connection::WarmConnection;
+
+/// A prepared statement with its parameters bound.
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 /// The DDL of the platform's Prisma migration for `event_metadata` (never run unless asked).
 pub const MIGRATION_SQL: &str = include_str!("../migrations/0001_event_metadata.sql");

@@ -11,8 +11,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use sqlx::Postgres;
 
-/// How long a kept connection stays kept without use; after that it goes back to the pool (where
-/// the pool's idle and lifetime rules see it again).
+/// How long a kept connection may sit unused and still be taken: one kept longer goes back to
+/// the pool at the next checkout (where the pool's idle and lifetime rules see it again).
 const KEEP_FOR: Duration = Duration::from_secs(1);
 
 /// The kept connection and when it was kept.
