@@ -4,6 +4,7 @@
 #![deny(clippy::all)]
 
 pub mod circuit;
+mod cluster_node;
 pub mod completions;
 pub mod config;
 pub mod entry_ids;
@@ -17,6 +18,7 @@ pub mod logging;
 pub mod metadata_store;
 pub mod metrics;
 pub mod pkcs12;
+mod probed_stream;
 mod publish_log;
 pub mod publisher;
 pub mod reconcile;
@@ -24,6 +26,7 @@ pub mod redis_connection;
 pub mod redis_keys;
 pub mod redis_topology;
 mod retry;
+mod sent_marks;
 pub mod sentinel_watch;
 pub mod sql_literal;
 pub mod stream_writer;

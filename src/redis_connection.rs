@@ -12,10 +12,8 @@
 //! (redis-rs's `ClusterConnection`: MOVED/ASK, topology refresh, TRYAGAIN/CLUSTERDOWN retries).
 
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use redis::aio::{
@@ -28,11 +26,10 @@ use redis::{
     RedisFuture, Value,
 };
 
+use crate::cluster_node::ClusterNode;
 use crate::config::RedisConfig;
 use crate::errors::PublishError;
 use crate::redis_topology::{SentinelConfig, Topology};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// A connection to Redis, cheap to clone (clones share the underlying connection).
 #[derive(Clone)]
@@ -42,7 +39,7 @@ pub enum RedisLink {
     /// TLS to one node through redis-rs's reconnecting manager (its I/O errors stay ambiguous).
     Managed(ConnectionManager),
     /// A Redis Cluster; `slot` is the stream's, where commands without keys are sent.
-    Cluster(ClusterConnection, u16),
+    Cluster(ClusterConnection<ClusterNode>, u16),
 }
 
 /// Which topology a link ended up on, for messages and health.
@@ -150,6 +147,40 @@ impl RedisLink {
         }
     }
 
+    /// Runs `pipe`, an append whose argument `marker` is unique to it. On a Cluster, where
+    /// redis-rs retries by itself and only the last attempt's error comes back, a failure is
+    /// outcome-unknown when any attempt may have run unanswered ([`crate::sent_marks`]), and
+    /// definite (never sent) when none did and the last one lost its connection.
+    pub async fn query_watched<T: FromRedisValue>(
+        &mut self,
+        pipe: &Pipeline,
+        marker: &str,
+    ) -> Result<T, RedisError> {
+        if !matches!(self, RedisLink::Cluster(..)) {
+            return pipe.query_async(self).await;
+        }
+        let watch = crate::sent_marks::watch(marker);
+        match pipe.query_async(self).await {
+            Err(e) if watch.maybe_sent() && !crate::sent_marks::reply_lost(&e) => {
+                Err(RedisError::from(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("an earlier attempt lost its reply; the last one: {e}"),
+                )))
+            }
+            Err(e)
+                if !watch.maybe_sent()
+                    && !e.is_timeout()
+                    && (e.is_io_error()
+                        || e.is_connection_dropped()
+                        || e.is_unrecoverable_error()
+                        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound) =>
+            {
+                Err(not_sent(&format!("no node received the command ({e})")))
+            }
+            other => other,
+        }
+    }
+
     /// Runs a command that names no key on the node that holds the stream (its shard's master
     /// on a Cluster), e.g. `TIME`, `PING`, `WAIT`, `SCRIPT LOAD`.
     pub async fn query_at_stream<T: FromRedisValue>(&mut self, cmd: &Cmd) -> Result<T, RedisError> {
@@ -202,7 +233,7 @@ async fn cluster(
     cfg: &RedisConfig,
     seeds: &[String],
     timeout: Duration,
-) -> Result<ClusterConnection, RedisError> {
+) -> Result<ClusterConnection<ClusterNode>, RedisError> {
     let mut b = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(String::as_str))
         .connection_timeout(timeout)
         .response_timeout(timeout)
@@ -216,7 +247,10 @@ async fn cluster(
             root_cert: Some(pem),
         });
     }
-    b.build()?.get_async_connection().await
+    crate::cluster_node::allow_connect_time(timeout);
+    b.build()?
+        .get_async_generic_connection::<ClusterNode>()
+        .await
 }
 
 impl ConnectionLike for RedisLink {
@@ -250,14 +284,8 @@ impl ConnectionLike for RedisLink {
     }
 }
 
-/// The error of a command that was never written to a live connection: a connection refusal
-/// (`is_connection_refusal()`), so it is classified as definite.
-pub fn not_sent(why: &str) -> RedisError {
-    RedisError::from(io::Error::new(
-        io::ErrorKind::ConnectionRefused,
-        why.to_string(),
-    ))
-}
+pub use crate::probed_stream::not_sent;
+use crate::probed_stream::Probe;
 
 /// Multiplexed connections to a node over plain TCP (one per lane; lane 0 is the main one),
 /// each reconnected on its next command once it is known dead (the server closed it, a write
@@ -293,15 +321,6 @@ struct Live {
     conn: MultiplexedConnection,
     probe: Arc<Probe>,
     addr: (String, u16),
-}
-
-/// What the socket wrapper saw, shared with the link.
-#[derive(Default)]
-struct Probe {
-    /// The server closed the connection (EOF read or peeked), or a read or write failed.
-    dead: AtomicBool,
-    /// Writes that put at least one byte on the wire.
-    writes: AtomicU64,
 }
 
 impl DirectLink {
@@ -418,27 +437,15 @@ impl DirectLink {
                 )))
             }
         };
-        let tcp = TcpStream::connect((host.as_str(), port)).await?;
-        tcp.set_nodelay(true)?;
-        let probe = Arc::new(Probe::default());
-        let stream = ProbedStream {
-            inner: tcp,
-            probe: probe.clone(),
-        };
-        let info = client.get_connection_info().redis_settings();
-        let (mut conn, driver) = MultiplexedConnection::new_with_config(
-            info,
-            stream,
-            // No response timeout of the driver's (500 ms by default): every command is bounded
-            // by the caller's budget, and WAIT may rightly take longer.
+        // No response timeout of the driver's (500 ms by default): every command is bounded by
+        // the caller's budget, and WAIT may rightly take longer.
+        let (mut conn, probe) = crate::probed_stream::connect(
+            &host,
+            port,
+            client.get_connection_info().redis_settings(),
             redis::AsyncConnectionConfig::new().set_response_timeout(None),
         )
         .await?;
-        let gone = probe.clone();
-        tokio::spawn(async move {
-            driver.await;
-            gone.dead.store(true, Ordering::Release);
-        });
         if matches!(self.shared.target, Target::Sentinel(_)) {
             // Right after a failover a sentinel may name a node that is not yet promoted.
             let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
@@ -464,33 +471,17 @@ impl DirectLink {
         send: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         let live = self.live().await?;
-        let writes = live.probe.writes.load(Ordering::Acquire);
+        let writes = live.probe.writes();
         let mut conn = live.conn.clone();
-        match send(&mut conn).await {
-            Ok(v) => Ok(v),
-            Err(e)
-                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
-            {
+        send(&mut conn).await.map_err(|e| {
+            let e = live.probe.classify(writes, e);
+            // A demoted primary: the next command asks the sentinels again. The command did not
+            // run (READONLY), so it is retried like a conflict.
+            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) {
                 live.probe.dead.store(true, Ordering::Release);
-                // No byte went out after the command was handed over and the connection was dead:
-                // the command cannot have reached the server.
-                if !e.is_timeout() && live.probe.writes.load(Ordering::Acquire) == writes {
-                    Err(not_sent(&format!(
-                        "the connection was closed before the command was sent ({e})"
-                    )))
-                } else {
-                    Err(e)
-                }
             }
-            Err(e) => {
-                // A demoted primary: the next command asks the sentinels again. The command did
-                // not run (READONLY), so it is retried like a conflict.
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) {
-                    live.probe.dead.store(true, Ordering::Release);
-                }
-                Err(e)
-            }
-        }
+            e
+        })
     }
 }
 
@@ -597,105 +588,5 @@ impl ConnectionLike for DirectLink {
             Target::Fixed(c) => c.get_connection_info().redis_settings().db(),
             Target::Sentinel(_) => 0,
         }
-    }
-}
-
-/// A TCP stream that, before each write, peeks whether the server has closed the connection (a
-/// FIN already received: Redis closes a socket only when it will read no more from it), refusing
-/// the write then instead of sending bytes nobody will read; and counts the writes that went out.
-struct ProbedStream {
-    inner: TcpStream,
-    probe: Arc<Probe>,
-}
-
-impl ProbedStream {
-    /// Err when the peer has closed the connection (or it has failed), before anything is written.
-    fn check_open(&self) -> io::Result<()> {
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        // The socket is non-blocking (tokio's), so the peek returns at once.
-        match socket2::SockRef::from(&self.inner).peek(&mut buf) {
-            Ok(0) => {
-                self.probe.dead.store(true, Ordering::Release);
-                Err(io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
-                    "the server closed the connection",
-                ))
-            }
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(e) => {
-                self.probe.dead.store(true, Ordering::Release);
-                Err(io::Error::new(io::ErrorKind::ConnectionRefused, e))
-            }
-        }
-    }
-
-    fn wrote(&self, r: &Poll<io::Result<usize>>) {
-        match r {
-            Poll::Ready(Ok(n)) if *n > 0 => {
-                self.probe.writes.fetch_add(1, Ordering::AcqRel);
-            }
-            Poll::Ready(Err(_)) => self.probe.dead.store(true, Ordering::Release),
-            _ => {}
-        }
-    }
-}
-
-impl AsyncRead for ProbedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        match &r {
-            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
-                self.probe.dead.store(true, Ordering::Release);
-            }
-            Poll::Ready(Err(_)) => self.probe.dead.store(true, Ordering::Release),
-            _ => {}
-        }
-        r
-    }
-}
-
-impl AsyncWrite for ProbedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if let Err(e) = self.check_open() {
-            return Poll::Ready(Err(e));
-        }
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.wrote(&r);
-        r
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if let Err(e) = self.check_open() {
-            return Poll::Ready(Err(e));
-        }
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.wrote(&r);
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

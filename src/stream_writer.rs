@@ -313,7 +313,10 @@ impl StreamWriter {
     ) -> Result<Appended, PublishError> {
         if let Some(plain) = self.plain_append(events, again, redis_now_ms) {
             // None: the proposal was refused, the script assigns an ID.
-            if let Some(appended) = self.append_plain(plain, wait_until).await? {
+            if let Some(appended) = self
+                .append_plain(plain, events[0].proposed, wait_until)
+                .await?
+            {
                 return Ok(appended);
             }
         }
@@ -335,19 +338,17 @@ impl StreamWriter {
             }
             pipe
         };
+        // The group-token key is this group's alone: what a Cluster's retries are watched by.
+        let marker = format!("{}g:{token}", self.dedup_prefix);
+        let evalsha = request("EVALSHA", &self.append_sha);
         let first = self
-            .bounded_raw(
-                "XADD script",
-                request("EVALSHA", &self.append_sha).query_async::<Vec<redis::Value>>(&mut conn),
-            )
+            .bounded_raw("XADD script", conn.query_watched(&evalsha, &marker))
             .await?;
-        let replies = match first {
+        let replies: Vec<redis::Value> = match first {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.bounded(
-                    "XADD script",
-                    request("EVAL", APPEND_LUA).query_async::<Vec<redis::Value>>(&mut conn),
-                )
-                .await?
+                let eval = request("EVAL", APPEND_LUA);
+                self.bounded("XADD script", conn.query_watched(&eval, &marker))
+                    .await?
             }
             other => other.map_err(|e| PublishError::redis("XADD script", &e))?,
         };
@@ -419,12 +420,14 @@ impl StreamWriter {
         Some(c)
     }
 
-    /// Sends a [`Self::plain_append`] command (with WAIT after it, as the script call). `None`
-    /// when Redis refused the proposed ID (the stream's last ID is not below it): nothing was
-    /// appended, and the script then appends with an assigned ID.
+    /// Sends a [`Self::plain_append`] command (with WAIT after it, as the script call), whose
+    /// proposed entry ID is `proposed`. `None` when Redis refused the proposed ID (the stream's
+    /// last ID is not below it): nothing was appended, and the script then appends with an
+    /// assigned ID.
     async fn append_plain(
         &self,
         xadd: redis::Cmd,
+        proposed: &str,
         wait_until: std::time::Instant,
     ) -> Result<Option<Appended>, PublishError> {
         let lane = self.lane().await;
@@ -436,7 +439,10 @@ impl StreamWriter {
             pipe.cmd("WAIT").arg(self.replica_acks).arg(ms);
         }
         let replies = match self
-            .bounded_raw("XADD", pipe.query_async::<Vec<redis::Value>>(&mut conn))
+            .bounded_raw(
+                "XADD",
+                conn.query_watched::<Vec<redis::Value>>(&pipe, proposed),
+            )
             .await?
         {
             Ok(r) => r,

@@ -50,10 +50,11 @@ async function onNode(port, fn) {
 
 /**
  * A Redis Cluster of `masters` masters and `replicas` replicas per master, each node a private
- * redis-server (started in parallel) with `cluster-node-timeout` `nodeTimeoutMs`. Resolves once
+ * redis-server (started in parallel) with `cluster-node-timeout` `nodeTimeoutMs` (and, with
+ * `persist`, every write fsynced before its reply). Resolves once
  * every node reports cluster_state:ok. `stop()` kills every node and removes the config files.
  */
-async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000 } = {}) {
+async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000, persist = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-cluster-'));
   const count = masters * (1 + replicas);
   const ports = [];
@@ -66,6 +67,8 @@ async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000 } 
           '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
           '--cluster-node-timeout', String(nodeTimeoutMs),
           '--dir', dir,
+          // Every write on disk before its reply, each node in its own folder (restarts keep it).
+          ...(persist ? ['--appendonly', 'yes', '--appendfsync', 'always', '--appenddirname', `aof-${port}`] : []),
         ],
         { port },
       ),

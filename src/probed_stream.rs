@@ -1,0 +1,177 @@
+//! The socket under every connection whose outages are classified exactly: it knows whether the
+//! server had already closed the connection before a write, and how many writes went out, so a
+//! command that never reached a live server can be told from one whose reply was lost (redis-rs
+//! reports both as the same "connection dropped" error).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, RedisError};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// What the socket wrapper saw, shared with the connection's owner.
+#[derive(Default)]
+pub struct Probe {
+    /// The server closed the connection (EOF read or peeked), or a read or write failed.
+    pub dead: AtomicBool,
+    /// Writes that put at least one byte on the wire.
+    writes: AtomicU64,
+}
+
+impl Probe {
+    /// The count to pass to [`Probe::classify`] for a command about to be handed over.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection dead after `e`, a failure of a command handed over when the count
+    /// was `writes_before`. When no byte went out since on a connection that is dead, and it was
+    /// not a timeout, the command cannot have reached the server: that is [`not_sent`].
+    pub fn classify(&self, writes_before: u64, e: RedisError) -> RedisError {
+        if !(e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()) {
+            return e;
+        }
+        self.dead.store(true, Ordering::Release);
+        if !e.is_timeout() && self.writes() == writes_before {
+            not_sent(&format!(
+                "the connection was closed before the command was sent ({e})"
+            ))
+        } else {
+            e
+        }
+    }
+}
+
+/// The error of a command that was never written to a live connection: a connection refusal
+/// (`is_connection_refusal()`), so it is classified as definite.
+pub fn not_sent(why: &str) -> RedisError {
+    RedisError::from(io::Error::new(
+        io::ErrorKind::ConnectionRefused,
+        why.to_string(),
+    ))
+}
+
+/// A multiplexed connection to `host:port` over plain TCP on a [`ProbedStream`], and its probe
+/// (marked dead when the connection's driver ends).
+pub async fn connect(
+    host: &str,
+    port: u16,
+    info: &RedisConnectionInfo,
+    config: AsyncConnectionConfig,
+) -> Result<(MultiplexedConnection, Arc<Probe>), RedisError> {
+    let tcp = TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    let probe = Arc::new(Probe::default());
+    let stream = ProbedStream {
+        inner: tcp,
+        probe: probe.clone(),
+    };
+    let (conn, driver) = MultiplexedConnection::new_with_config(info, stream, config).await?;
+    let gone = probe.clone();
+    tokio::spawn(async move {
+        driver.await;
+        gone.dead.store(true, Ordering::Release);
+    });
+    Ok((conn, probe))
+}
+
+/// A TCP stream that, before each write, peeks whether the server has closed the connection (a
+/// FIN already received: Redis closes a socket only when it will read no more from it), refusing
+/// the write then instead of sending bytes nobody will read; and counts the writes that went out.
+struct ProbedStream {
+    inner: TcpStream,
+    probe: Arc<Probe>,
+}
+
+impl ProbedStream {
+    /// Err when the peer has closed the connection (or it has failed), before anything is written.
+    fn check_open(&self) -> io::Result<()> {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        // The socket is non-blocking (tokio's), so the peek returns at once.
+        let failed = match socket2::SockRef::from(&self.inner).peek(&mut buf) {
+            Ok(0) => io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "the server closed the connection",
+            ),
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => io::Error::new(io::ErrorKind::ConnectionRefused, e),
+        };
+        self.probe.dead.store(true, Ordering::Release);
+        Err(failed)
+    }
+
+    fn wrote(&self, r: &Poll<io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                self.probe.writes.fetch_add(1, Ordering::AcqRel);
+            }
+            Poll::Ready(Err(_)) => self.probe.dead.store(true, Ordering::Release),
+            _ => {}
+        }
+    }
+}
+
+impl AsyncRead for ProbedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &r {
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                self.probe.dead.store(true, Ordering::Release);
+            }
+            Poll::Ready(Err(_)) => self.probe.dead.store(true, Ordering::Release),
+            _ => {}
+        }
+        r
+    }
+}
+
+impl AsyncWrite for ProbedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check_open() {
+            return Poll::Ready(Err(e));
+        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check_open() {
+            return Poll::Ready(Err(e));
+        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
