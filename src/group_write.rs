@@ -77,8 +77,11 @@ impl Writer {
                     .chain(std::iter::repeat("0-0")),
             )
             .collect();
+        // A repeat follows an attempt whose commit may have gone through: it must find its rows.
+        let mut attempts = 0;
         let inserted = retry((&self.metrics, Stage::InsertRows), deadline, false, || {
-            self.insert_rows(&rows)
+            attempts += 1;
+            self.insert_rows(&rows, attempts > 1)
         })
         .instrument(tracing::trace_span!("insert_rows", rows = rows.len()));
         let existing = match self.stage(Stage::InsertRows, inserted).await {
@@ -149,7 +152,9 @@ impl Writer {
             .iter()
             .map(|(e, held)| Append {
                 dedup_id: e.caller_event_id.then_some(e.event_id.as_str()),
-                retried: existing.contains_key(&e.event_id),
+                // A generated id's row found again is this call's own (a lost commit reply):
+                // its entry cannot exist yet.
+                retried: e.caller_event_id && existing.contains_key(&e.event_id),
                 // '0-0' (`entryIds: 'server'`, rows of older versions) is no ID to append at.
                 proposed: if *held == "0-0" { "" } else { held },
                 json: &e.json,
@@ -193,7 +198,9 @@ impl Writer {
                     let fresh: Vec<(&PreparedEvent, &str)> = live
                         .iter()
                         .copied()
-                        .filter(|(ev, _)| !existing.contains_key(&ev.event_id))
+                        .filter(|(ev, _)| {
+                            !ev.caller_event_id || !existing.contains_key(&ev.event_id)
+                        })
                         .collect();
                     self.undo_rows(&fresh).await;
                 }
@@ -270,9 +277,10 @@ impl Writer {
     async fn insert_rows(
         &self,
         rows: &[(&PreparedEvent, &str)],
+        again: bool,
     ) -> Result<HashMap<String, ExistingRow>, PublishError> {
         if rows.len() <= ROWS_PER_STATEMENT {
-            return self.store.insert_pending(rows).await;
+            return self.store.insert_pending(rows, again).await;
         }
         // Chunks cover disjoint ranges of event ids, so parallel statements of two groups that
         // share ids take their row locks in one global order and cannot deadlock.
@@ -281,7 +289,7 @@ impl Writer {
         let parts = futures_util::future::join_all(
             sorted
                 .chunks(ROWS_PER_STATEMENT)
-                .map(|c| self.store.insert_pending(c)),
+                .map(|c| self.store.insert_pending(c, again)),
         )
         .await;
         let mut existing = HashMap::new();

@@ -396,10 +396,12 @@ impl MetadataStore {
 
     /// Inserts one PENDING row per event, each with the entry ID proposed for it, in one
     /// statement (one commit). Returns the event ids that already had a row (retries of
-    /// caller-supplied ids), with what those rows hold; every other event now has a fresh row.
+    /// caller-supplied ids, or `again`: a repeat after an attempt whose commit reply was lost),
+    /// with what those rows hold; every other event now has a fresh row.
     pub async fn insert_pending(
         &self,
         rows: &[(&PreparedEvent, &str)],
+        again: bool,
     ) -> Result<HashMap<String, ExistingRow>, PublishError> {
         let n = rows.len();
         let events = rows.iter().map(|(e, _)| *e);
@@ -415,7 +417,7 @@ impl MetadataStore {
             cols[7].push(&e.timestamp);
         }
         let col_refs: Vec<&[&str]> = cols.iter().map(Vec::as_slice).collect();
-        if !events.clone().any(|e| e.caller_event_id) {
+        if !again && !events.clone().any(|e| e.caller_event_id) {
             // Generated ids cannot have rows yet: a count is enough, no ids to send back.
             let done = self
                 .execute("insert event_metadata", &self.insert, &col_refs)
