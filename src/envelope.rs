@@ -108,7 +108,7 @@ impl PreparedEvent {
         Ok(PreparedEvent {
             event_id,
             caller_event_id,
-            row_id: ids::new_id(),
+            row_id: ids::new_row_id(),
             event_type: input.event_type,
             source,
             tenant_id: input.tenant_id,
