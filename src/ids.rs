@@ -6,17 +6,28 @@ pub fn new_id() -> String {
     cuid2::create_id()
 }
 
-/// A fresh row id (`event_metadata.id`): CUID2's shape, a letter then 23 of `[a-z0-9]`, drawn
-/// from the thread's CSPRNG. The row id only has to be unique and is never read, so it skips
-/// CUID2's SHA3 and base-36 bignum, which cost 1.55 us per id here (one of three ids per event;
-/// in batches the ids were most of the Tokio worker's own CPU, perf).
+/// A fresh row id (`event_metadata.id`): CUID2's shape (24 chars of `[a-z0-9]`, a letter
+/// first): `c`, the Unix time in ms as 9 base-36 digits, then 14 random ones from the thread's
+/// CSPRNG (72 bits, unique within a millisecond). The row id only has to be unique and is never
+/// read, so it skips CUID2's SHA3 and base-36 bignum (1.55 us per id here, most of the Tokio
+/// worker's own samples in batches: perf), and the time prefix makes primary-key inserts land at
+/// the index's right edge instead of on random leaf pages (as cuid v1 did for Prisma).
 pub fn new_row_id() -> String {
     use rand::RngExt;
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     let mut id = String::with_capacity(24);
-    id.push(char::from(DIGITS[rng.random_range(10..36)]));
-    for _ in 0..23 {
+    id.push('c');
+    let mut ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut t = [0u8; 9];
+    for d in t.iter_mut().rev() {
+        *d = DIGITS[(ms % 36) as usize];
+        ms /= 36;
+    }
+    id.extend(t.iter().map(|&b| char::from(b)));
+    for _ in 0..14 {
         id.push(char::from(DIGITS[rng.random_range(0..36)]));
     }
     id
@@ -45,11 +56,15 @@ mod tests {
         for id in &rows {
             assert!(is_cuid2_shape(id), "bad row id {id}");
         }
-        // Every position takes every digit it may (a constant or skewed column would show).
-        for pos in 0..24 {
+        // The random part takes every digit in every position (a constant column would show).
+        for pos in 10..24 {
             let seen: HashSet<u8> = rows.iter().map(|r| r.as_bytes()[pos]).collect();
-            assert_eq!(seen.len(), if pos == 0 { 26 } else { 36 }, "position {pos}");
+            assert_eq!(seen.len(), 36, "position {pos}");
         }
+        // Ordered by time: an id made later sorts after (the prefix is the ms).
+        let first = new_row_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(new_row_id()[..10] > first[..10]);
         for id in &ids {
             assert!(is_cuid2_shape(id), "bad id {id}");
         }
