@@ -21,10 +21,11 @@ export declare class NativePublisher {
    */
   submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null, traceContext?: string | undefined | null): void
   /**
-   * Starts publishing events atomically; the outcome arrives through `drain()` under `ticket`,
-   * the ids joined by `,` (ids are URL-safe, so never contain one).
+   * Starts publishing `count` events atomically, packed as [`packed_batch::unpack`] reads
+   * them (`packBatch` in index.js); the outcome arrives through `drain()` under `ticket`, the
+   * ids joined by `,` (ids are URL-safe, so never contain one).
    */
-  submitBatch(ticket: number, events: Array<NativeEvent>): void
+  submitBatch(ticket: number, count: number, fields: string, data: string): void
   /** Takes every finished publish. */
   drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */

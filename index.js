@@ -124,6 +124,22 @@ function nativeBatch(events) {
   return batch;
 }
 
+/**
+ * nativeBatch's events as submitBatch takes them: two strings cross napi far faster than an array
+ * of objects (~0.5 against ~2.9 us per event). `fields`: the JSON of each event's fields but data;
+ * `data`: each `JSON.stringify(data)` joined by a newline, which JSON.stringify never writes.
+ */
+function packBatch(batch) {
+  const fields = new Array(batch.length);
+  const data = new Array(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i];
+    data[i] = e.data;
+    fields[i] = [e.type, e.tenantId, e.userId, e.correlationId ?? null, e.source ?? null, e.eventId ?? null, e.traceContext ?? null];
+  }
+  return { fields: JSON.stringify(fields), data: data.join('\n') };
+}
+
 function nativeEvent(type, data, context, prefix) {
   if (typeof type !== 'string') throw invalid(`${prefix}type must be a string, got ${describe(type)}`);
   checkWellFormed(type, `${prefix}type`);
@@ -377,7 +393,8 @@ class EventPublisher {
       const trace = traceField(span);
       for (const ev of batch) ev.traceContext = trace;
     }
-    const done = this.#start(true, (ticket) => this.#native.submitBatch(ticket, batch));
+    const { fields, data } = packBatch(batch);
+    const done = this.#start(true, (ticket) => this.#native.submitBatch(ticket, batch.length, fields, data));
     return span ? endSpan(span, done, true) : done;
   }
 

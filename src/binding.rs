@@ -14,6 +14,7 @@ use crate::config::{Config, Options};
 use crate::envelope::{prepare_batch, EventInput, PreparedEvent};
 use crate::errors::PublishError;
 use crate::logging::{LogRecord, LogSink, StderrSink};
+use crate::packed_batch;
 use crate::publisher::Publisher;
 
 fn to_napi(e: PublishError) -> Error {
@@ -186,14 +187,21 @@ impl NativePublisher {
         )
     }
 
-    /// Starts publishing events atomically; the outcome arrives through `drain()` under `ticket`,
-    /// the ids joined by `,` (ids are URL-safe, so never contain one).
+    /// Starts publishing `count` events atomically, packed as [`packed_batch::unpack`] reads
+    /// them (`packBatch` in index.js); the outcome arrives through `drain()` under `ticket`, the
+    /// ids joined by `,` (ids are URL-safe, so never contain one).
     #[napi]
-    pub fn submit_batch(&self, ticket: u32, events: Vec<NativeEvent>) -> Result<()> {
-        let admission = self.inner.admit(events.len()).map_err(to_napi)?;
-        let inputs = events.into_iter().map(EventInput::from).collect();
+    pub fn submit_batch(
+        &self,
+        ticket: u32,
+        count: u32,
+        fields: String,
+        data: String,
+    ) -> Result<()> {
+        let admission = self.inner.admit(count as usize).map_err(to_napi)?;
         let p = self.inner.clone();
         self.spawn_completion(ticket, async move {
+            let inputs = packed_batch::unpack(count as usize, &fields, &data)?;
             p.publish_batch_admitted(admission, inputs)
                 .await
                 .map(|ids| ids.join(","))

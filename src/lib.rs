@@ -17,6 +17,7 @@ pub mod log_bridge;
 pub mod logging;
 pub mod metadata_store;
 pub mod metrics;
+pub mod packed_batch;
 pub mod pkcs12;
 mod probed_stream;
 mod publish_log;
