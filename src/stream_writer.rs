@@ -17,8 +17,9 @@ use crate::errors::PublishError;
 /// Redis asks of scripts, and all share the stream's hash slot). ARGV = trim kind ('MINID' or
 /// 'MAXLEN'), trim argument (max age ms or max length), dedup TTL ms, dedup key prefix, group
 /// token TTL ms, how far ahead of and behind the Redis clock a proposed ID may be (ms), '1' for a
-/// repeated call of the same group (after a lost reply) or '', then one (dedup key index in KEYS
-/// or '', proposed entry ID, event JSON, trace context) quadruple per event. The trace context is
+/// repeated call of the same group (after a lost reply) or '', the earliest and the latest time
+/// (ms) of the proposed IDs ('' and '' when none), then one (dedup key index in KEYS or '',
+/// proposed entry ID, event JSON, trace context) quadruple per event. The trace context is
 /// '' (the entry has the one `event` field pair) or `traceparent` [newline `tracestate`], written
 /// as further field pairs after `event` (`traceContext: true`).
 ///
@@ -50,30 +51,33 @@ else
 end
 local latest = now + tonumber(ARGV[6])
 local earliest = now - tonumber(ARGV[7])
+-- The proposals' times lie between ARGV[9] and ARGV[10]: when both are within the bounds, no
+-- entry's needs checking.
+local lo, hi = tonumber(ARGV[9]), tonumber(ARGV[10])
+local all_in = lo ~= nil and lo >= earliest and hi <= latest
+local function in_bounds(proposed)
+  if all_in then return true end
+  local ms = tonumber(string.match(proposed, '^(%d+)%-%d+$'))
+  return ms ~= nil and ms <= latest and ms >= earliest
+end
 local out = {}
 local assigned = false
-local n = (#ARGV - 8) / 4
+local n = (#ARGV - 10) / 4
 for i = 1, n do
-  local dedup = ARGV[5 + 4 * i]
-  local proposed = ARGV[6 + 4 * i]
-  local json = ARGV[7 + 4 * i]
-  local trace = ARGV[8 + 4 * i]
-  local extra = {}
-  if trace ~= '' then
-    local nl = string.find(trace, '\n', 1, true)
-    if nl then
-      extra = {'traceparent', string.sub(trace, 1, nl - 1), 'tracestate', string.sub(trace, nl + 1)}
-    else
-      extra = {'traceparent', trace}
-    end
-  end
+  local at = 7 + 4 * i
+  local dedup = ARGV[at]
+  local proposed = ARGV[at + 1]
+  local json = ARGV[at + 2]
+  local trace = ARGV[at + 3]
   local check = again
-  if string.sub(dedup, 1, 1) == '?' then
-    dedup = string.sub(dedup, 2)
-    check = true
-  end
   local key = false
-  if dedup ~= '' then key = KEYS[tonumber(dedup)] end
+  if dedup ~= '' then
+    if string.byte(dedup, 1) == 63 then
+      dedup = string.sub(dedup, 2)
+      check = true
+    end
+    key = KEYS[tonumber(dedup)]
+  end
   local id = false
   if key then id = redis.call('GET', key) end
   if not id and check and proposed ~= '' then
@@ -84,25 +88,48 @@ for i = 1, n do
     end
   end
   if not id then
-    local args = {stream}
-    if i == n and trim then
-      args = {stream, trim[1], trim[2], trim[3]}
-      trim = false
-    end
-    local at = #args + 1
-    args[at + 1] = 'event'
-    args[at + 2] = json
-    for j = 1, #extra do args[at + 2 + j] = extra[j] end
-    local ms = tonumber(string.match(proposed, '^(%d+)%-%d+$'))
-    if ms and ms <= latest and ms >= earliest then
-      args[at] = proposed
-      local r = redis.pcall('XADD', unpack(args))
-      if type(r) == 'string' then id = r end
-    end
-    if not id then
-      args[at] = '*'
-      id = redis.call('XADD', unpack(args))
-      assigned = true
+    local last = i == n and trim
+    if trace == '' and not last then
+      -- The usual entry: one field pair, no trim; no argument table to build.
+      if proposed ~= '' and in_bounds(proposed) then
+        local r = redis.pcall('XADD', stream, proposed, 'event', json)
+        if type(r) == 'string' then id = r end
+      end
+      if not id then
+        id = redis.call('XADD', stream, '*', 'event', json)
+        assigned = true
+      end
+    else
+      local args = {stream}
+      if last then
+        args = {stream, trim[1], trim[2], trim[3]}
+        trim = false
+      end
+      local a = #args + 1
+      args[a + 1] = 'event'
+      args[a + 2] = json
+      if trace ~= '' then
+        local nl = string.find(trace, '\n', 1, true)
+        if nl then
+          args[a + 3] = 'traceparent'
+          args[a + 4] = string.sub(trace, 1, nl - 1)
+          args[a + 5] = 'tracestate'
+          args[a + 6] = string.sub(trace, nl + 1)
+        else
+          args[a + 3] = 'traceparent'
+          args[a + 4] = trace
+        end
+      end
+      if proposed ~= '' and in_bounds(proposed) then
+        args[a] = proposed
+        local r = redis.pcall('XADD', unpack(args))
+        if type(r) == 'string' then id = r end
+      end
+      if not id then
+        args[a] = '*'
+        id = redis.call('XADD', unpack(args))
+        assigned = true
+      end
     end
     if key then redis.call('SET', key, id, 'PX', ARGV[3]) end
   end
@@ -509,6 +536,14 @@ impl StreamWriter {
             .arg(MAX_AHEAD_MS)
             .arg(MAX_BEHIND_MS)
             .arg(if again { "1" } else { "" });
+        // The range of the proposals' times, so the script checks the bounds once per group.
+        let times = events
+            .iter()
+            .filter_map(|e| crate::entry_ids::EntryId::parse(e.proposed).map(|id| id.ms));
+        match times.clone().min().zip(times.max()) {
+            Some((lo, hi)) => c.arg(lo).arg(hi),
+            None => c.arg("").arg(""),
+        };
         let mut key = 2;
         for e in events {
             match e.dedup_id {
