@@ -86,6 +86,40 @@ test('redisClusterNodes seeds (one of them down) publish; a retried eventId is d
   expect(entries.map((e) => e.event.id)).toEqual([eventId]);
 });
 
+// reconcile() reads the stream through the cluster connection: the entries live on one shard.
+test('reconcile() on the cluster: a PENDING row whose entry sits at another ID gets that ID, one whose entry never came is marked FAILED', async () => {
+  // Its own database, so reconcile() sees only these rows.
+  const dbUrl = DATABASE_URL.replace(/\/[^/?]+(\?|$)/, '/hyvve_cluster_reconcile$1');
+  await ensureDatabase(dbUrl);
+  const rdb = await pgClient(dbUrl);
+  try {
+    await rdb.query('DELETE FROM event_metadata');
+    const stream = `reconcile:{${uid('t')}}`;
+    const p = await connect({ redisUrl: cluster.urls[0], databaseUrl: dbUrl, stream });
+    const tenant = uid('ws');
+    const [moved, kept] = await p.publishBatch([1, 2].map((i) => ({ type: 'cluster.reconcile', data: { i }, context: { tenantId: tenant, userId: 'u' } })));
+    // As after a crash between an append at another ID and the row's update.
+    await rdb.query("UPDATE event_metadata SET stream_id = '1-1' WHERE event_id = $1", [moved]);
+    // As after a crash between the row and its append.
+    const lost = uid('ev');
+    await rdb.query(
+      "INSERT INTO event_metadata (id, event_id, stream_id, type, source, tenant_id, created_at) VALUES ($1, $2, $3, 'cluster.reconcile', 'platform', $4, now() AT TIME ZONE 'UTC')",
+      [uid('row'), lost, `${Date.now()}-0`, tenant],
+    );
+    expect(await p.reconcile({ olderThanMs: 0 })).toEqual({ examined: 3, repaired: 1, failed: 1 });
+    const { entries } = await entriesOf(stream);
+    const sid = Object.fromEntries(entries.map((e) => [e.event.id, e.id]));
+    const { rows } = await rdb.query('SELECT event_id, stream_id, status, last_error FROM event_metadata ORDER BY event_id');
+    const byId = Object.fromEntries(rows.map((r) => [r.event_id, r]));
+    expect(byId[moved]).toMatchObject({ stream_id: sid[moved], status: 'PENDING' });
+    expect(byId[kept]).toMatchObject({ stream_id: sid[kept], status: 'PENDING' });
+    expect(byId[lost]).toMatchObject({ status: 'FAILED', last_error: 'never published' });
+    expect(sid[lost]).toBeUndefined();
+  } finally {
+    await rdb.end();
+  }
+});
+
 test('contradictory topology options are refused with ERR_CONFIG naming them', async () => {
   await expect(
     EventPublisher.connect({ databaseUrl: DATABASE_URL, redisClusterNodes: cluster.urls, redisSentinel: { sentinels: ['127.0.0.1:26379'], name: 'm' } }),
