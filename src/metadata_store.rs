@@ -327,8 +327,8 @@ impl MetadataStore {
         // Only caller-supplied ids can have rows already. For generated ids a plain insert is
         // enough, and cheaper: ON CONFLICT probes the unique index before each row and logs a
         // confirm record after it (pg_stat_statements, a lone row: 9.1 -> 8.1 WAL records, as
-        // the pg reference's plain insert). A generated id that exists already (a retry after a
-        // lost commit reply) fails with 23505, as the row count check failed before.
+        // the pg reference's plain insert). A repeat after a lost commit reply takes the ON
+        // CONFLICT form, which finds the rows that commit wrote.
         const ON_CONFLICT: &str = " ON CONFLICT (event_id) DO NOTHING";
         // One row (a lone publish), as the arrays would give it.
         let insert_one = format!(
