@@ -80,7 +80,7 @@ pub async fn connect(
     Ok((conn, probe))
 }
 
-/// A TCP stream that, before each write, peeks whether the server has closed the connection (a
+/// A TCP stream that, before each write, checks whether the server has closed the connection (a
 /// FIN already received: Redis closes a socket only when it will read no more from it), refusing
 /// the write then instead of sending bytes nobody will read; and counts the writes that went out.
 struct ProbedStream {
@@ -91,19 +91,43 @@ struct ProbedStream {
 impl ProbedStream {
     /// Err when the peer has closed the connection (or it has failed), before anything is written.
     fn check_open(&self) -> io::Result<()> {
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        // The socket is non-blocking (tokio's), so the peek returns at once.
-        let failed = match socket2::SockRef::from(&self.inner).peek(&mut buf) {
-            Ok(0) => io::Error::new(
+        let failed = match self.peer_closed() {
+            Ok(false) => return Ok(()),
+            Ok(true) => io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 "the server closed the connection",
             ),
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => io::Error::new(io::ErrorKind::ConnectionRefused, e),
         };
         self.probe.dead.store(true, Ordering::Release);
         Err(failed)
+    }
+
+    /// On Linux, the TCP state: anything but ESTABLISHED means a FIN or RST came (or we closed).
+    /// It holds even with unread bytes ahead of the FIN, e.g. a TLS close_notify, which a peek
+    /// would take for a live connection.
+    #[cfg(target_os = "linux")]
+    fn peer_closed(&self) -> io::Result<bool> {
+        match tcp_state(&self.inner) {
+            Ok(state) => Ok(state != TCP_ESTABLISHED),
+            Err(_) => self.peeked_eof(),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn peer_closed(&self) -> io::Result<bool> {
+        self.peeked_eof()
+    }
+
+    /// A peek at the socket: EOF when the FIN is the next thing to read.
+    fn peeked_eof(&self) -> io::Result<bool> {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        // The socket is non-blocking (tokio's), so the peek returns at once.
+        match socket2::SockRef::from(&self.inner).peek(&mut buf) {
+            Ok(n) => Ok(n == 0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn wrote(&self, r: &Poll<io::Result<usize>>) {
@@ -173,5 +197,32 @@ impl AsyncWrite for ProbedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// `TCP_ESTABLISHED` of Linux's `include/net/tcp_states.h` (libc has no constant for it).
+#[cfg(target_os = "linux")]
+const TCP_ESTABLISHED: u8 = 1;
+
+/// `tcpi_state` of the socket's `TCP_INFO`.
+#[cfg(target_os = "linux")]
+fn tcp_state(socket: &TcpStream) -> io::Result<u8> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain integers, valid when zeroed; getsockopt writes at most `len`
+    // bytes into it and the fd is open for as long as `socket` is borrowed.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(info.tcpi_state)
     }
 }
