@@ -1,7 +1,8 @@
 //! The socket under every connection whose outages are classified exactly: it knows whether the
 //! server had already closed the connection before a write, and how many writes went out, so a
 //! command that never reached a live server can be told from one whose reply was lost (redis-rs
-//! reports both as the same "connection dropped" error).
+//! reports both as the same "connection dropped" error). Over TLS the TLS stream sits on this
+//! socket ([`crate::redis_tls`]), so the same holds.
 
 use std::io;
 use std::pin::Pin;
@@ -56,11 +57,13 @@ pub fn not_sent(why: &str) -> RedisError {
     ))
 }
 
-/// A multiplexed connection to `host:port` over plain TCP on a [`ProbedStream`], and its probe
-/// (marked dead when the connection's driver ends).
+/// A multiplexed connection to `host:port` on a [`ProbedStream`], with TLS over it when `tls` is
+/// given (so the probe sees the TCP socket itself), and its probe (marked dead when the
+/// connection's driver ends).
 pub async fn connect(
     host: &str,
     port: u16,
+    tls: Option<crate::redis_tls::Tls>,
     info: &RedisConnectionInfo,
     config: AsyncConnectionConfig,
 ) -> Result<(MultiplexedConnection, Arc<Probe>), RedisError> {
@@ -71,13 +74,34 @@ pub async fn connect(
         inner: tcp,
         probe: probe.clone(),
     };
+    let conn = match tls {
+        None => start(info, stream, config, &probe).await?,
+        Some(tls) => {
+            let stream = tls.connector.connect(tls.name, stream).await?;
+            start(info, stream, config, &probe).await?
+        }
+    };
+    Ok((conn, probe))
+}
+
+/// The multiplexed connection on `stream`, its driver spawned; `probe` is marked dead when the
+/// driver ends.
+async fn start<S>(
+    info: &RedisConnectionInfo,
+    stream: S,
+    config: AsyncConnectionConfig,
+    probe: &Arc<Probe>,
+) -> Result<MultiplexedConnection, RedisError>
+where
+    S: Unpin + AsyncRead + AsyncWrite + Send + 'static,
+{
     let (conn, driver) = MultiplexedConnection::new_with_config(info, stream, config).await?;
     let gone = probe.clone();
     tokio::spawn(async move {
         driver.await;
         gone.dead.store(true, Ordering::Release);
     });
-    Ok((conn, probe))
+    Ok(conn)
 }
 
 /// A TCP stream that, before each write, checks whether the server has closed the connection (a

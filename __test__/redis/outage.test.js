@@ -173,13 +173,36 @@ test('Cluster: a command held by CLIENT PAUSE on the stream\'s master, then that
   expect(r).toMatchObject(converged);
 }, 60_000);
 
-// Over TLS one node goes through redis-rs's reconnecting manager: not exact (a dropped connection
-// stays outcome-unknown), but it must stay on the safe side: a lost reply is never called definite.
-(redisHasTls() ? test : test.skip)('TLS, one node: a command held by CLIENT PAUSE, then the node SIGTERMed: the rejection is outcome-unknown, and the retry after the restart converges', async () => {
+/** A private TLS-only redis-server persisting every write, for `body(tls, files)`; stopped after. */
+async function withTlsRedis(body) {
   const tlsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-outage-tls-'));
   const files = makeTlsFiles(tlsDir);
   const tls = await privateRedis(['--appendonly', 'yes', '--appendfsync', 'always', '--dir', tlsDir], { tls: files });
   try {
+    await body(tls, files);
+  } finally {
+    await tls.stop();
+    fs.rmSync(tlsDir, { recursive: true, force: true });
+  }
+}
+
+// Over TLS the connection sits on the same probed socket, under the TLS stream: as exact as plain TCP.
+(redisHasTls() ? test : test.skip)('TLS, one node: Redis SIGTERMed and gone, then a publish after 0, 1, 5 and 50 ms (10 each, singles and batches): every one rejects ERR_REDIS with outcomeUnknown false, and leaves no row and no entry', async () => {
+  await withTlsRedis(async (tls, files) => {
+    const { p, stream } = await connect({ redisUrl: tls.url, redisCaFile: files.ca, timeoutMs: 3000, circuitThreshold: 0 });
+    const client = await tls.client();
+    try {
+      const wrong = await outages(p, tls, { stream, rounds: 10, entries: (s) => client.xrange(s, '-', '+') });
+      expect(wrong).toEqual([]);
+    } finally {
+      client.disconnect();
+    }
+  });
+}, 60_000);
+
+// A lost reply stays outcome-unknown over TLS too: never called definite.
+(redisHasTls() ? test : test.skip)('TLS, one node: a command held by CLIENT PAUSE, then the node SIGTERMed: the rejection is outcome-unknown, and the retry after the restart converges', async () => {
+  await withTlsRedis(async (tls, files) => {
     const { p, stream } = await connect({ redisUrl: tls.url, redisCaFile: files.ca, timeoutMs: 3000, circuitThreshold: 0 });
     const client = await tls.client();
     try {
@@ -188,8 +211,5 @@ test('Cluster: a command held by CLIENT PAUSE on the stream\'s master, then that
     } finally {
       client.disconnect();
     }
-  } finally {
-    await tls.stop();
-    fs.rmSync(tlsDir, { recursive: true, force: true });
-  }
+  });
 }, 60_000);
