@@ -144,4 +144,25 @@ mod tests {
         ))
         .is_err());
     }
+
+    #[test]
+    fn a_cluster_node_with_certificates_has_a_config_only_while_the_process_has_one_ca() {
+        let url = "rediss://127.0.0.1:1";
+        let without = redis::IntoConnectionInfo::into_connection_info(url).unwrap();
+        assert!(cluster_config(without.addr()).is_some());
+        // A PEM without certificates: an empty trust store, but certificates all the same.
+        let pem = b"first CA file".to_vec();
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        };
+        let with = redis::Client::build_with_tls(url, certs).unwrap();
+        assert!(cluster_config(with.get_connection_info().addr()).is_none());
+        cluster_uses_ca(&pem).unwrap();
+        cluster_uses_ca(&pem).unwrap();
+        assert!(cluster_config(with.get_connection_info().addr()).is_some());
+        cluster_uses_ca(b"second CA file").unwrap();
+        assert!(cluster_config(with.get_connection_info().addr()).is_none());
+        assert!(cluster_config(&ConnectionAddr::Tcp("127.0.0.1".into(), 1)).is_none());
+    }
 }
