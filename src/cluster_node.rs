@@ -1,7 +1,7 @@
-//! The connection redis-rs's Cluster connection keeps to each node: over plain TCP on a
-//! [`crate::probed_stream`] socket, so a command that never reached a live node fails as never
-//! sent, and every command whose attempt ended without a reply (it may have run) is noted in
-//! [`crate::sent_marks`]. Over TLS it is redis-rs's own connection: every I/O failure is noted.
+//! The connection redis-rs's Cluster connection keeps to each node: on a
+//! [`crate::probed_stream`] socket (plain TCP, or TLS over it: [`crate::redis_tls`]), so a
+//! command that never reached a live node fails as never sent, and every command whose attempt
+//! ended without a reply (it may have run) is noted in [`crate::sent_marks`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,7 +30,8 @@ pub fn allow_connect_time(timeout: Duration) {
 #[derive(Clone)]
 pub struct ClusterNode {
     conn: MultiplexedConnection,
-    /// `None` over TLS.
+    /// `None` on redis-rs's own connection (a Unix socket, or TLS whose CA this process cannot
+    /// tell: see [`crate::redis_tls::cluster_config`]): every I/O failure is noted.
     probe: Option<Arc<Probe>>,
 }
 
@@ -41,15 +42,20 @@ impl Connect for ClusterNode {
     {
         async move {
             let info = info.into_connection_info()?;
-            let (host, port) = match info.addr() {
-                ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+            // Over TLS, the config of the node's CA (see redis_tls::cluster_config).
+            let tls = crate::redis_tls::cluster_config(info.addr());
+            let (host, port) = match (info.addr(), &tls) {
+                (ConnectionAddr::Tcp(host, port), _)
+                | (ConnectionAddr::TcpTls { host, port, .. }, Some(_)) => (host.clone(), *port),
                 _ => {
                     let conn = MultiplexedConnection::connect_with_config(info, config).await?;
                     return Ok(ClusterNode { conn, probe: None });
                 }
             };
             let limit = Duration::from_millis(CONNECT_TIMEOUT_MS.load(Ordering::Acquire).max(1));
-            let connect = crate::probed_stream::connect(&host, port, info.redis_settings(), config);
+            let tls = crate::redis_tls::for_addr(info.addr(), tls.as_ref())?;
+            let connect =
+                crate::probed_stream::connect(&host, port, tls, info.redis_settings(), config);
             let (conn, probe) = tokio::time::timeout(limit, connect).await.map_err(|_| {
                 not_sent(&format!(
                     "connecting to {host}:{port} took longer than {} ms",

@@ -25,6 +25,7 @@ pub mod publisher;
 pub mod reconcile;
 pub mod redis_connection;
 pub mod redis_keys;
+mod redis_tls;
 pub mod redis_topology;
 mod retry;
 mod sent_marks;

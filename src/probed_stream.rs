@@ -1,7 +1,8 @@
 //! The socket under every connection whose outages are classified exactly: it knows whether the
 //! server had already closed the connection before a write, and how many writes went out, so a
 //! command that never reached a live server can be told from one whose reply was lost (redis-rs
-//! reports both as the same "connection dropped" error).
+//! reports both as the same "connection dropped" error). Over TLS the TLS stream sits on this
+//! socket ([`crate::redis_tls`]), so the same holds.
 
 use std::io;
 use std::pin::Pin;
@@ -56,11 +57,13 @@ pub fn not_sent(why: &str) -> RedisError {
     ))
 }
 
-/// A multiplexed connection to `host:port` over plain TCP on a [`ProbedStream`], and its probe
-/// (marked dead when the connection's driver ends).
+/// A multiplexed connection to `host:port` on a [`ProbedStream`], with TLS over it when `tls` is
+/// given (so the probe sees the TCP socket itself), and its probe (marked dead when the
+/// connection's driver ends).
 pub async fn connect(
     host: &str,
     port: u16,
+    tls: Option<crate::redis_tls::Tls>,
     info: &RedisConnectionInfo,
     config: AsyncConnectionConfig,
 ) -> Result<(MultiplexedConnection, Arc<Probe>), RedisError> {
@@ -71,16 +74,37 @@ pub async fn connect(
         inner: tcp,
         probe: probe.clone(),
     };
+    let conn = match tls {
+        None => start(info, stream, config, &probe).await?,
+        Some(tls) => {
+            let stream = tls.connector.connect(tls.name, stream).await?;
+            start(info, stream, config, &probe).await?
+        }
+    };
+    Ok((conn, probe))
+}
+
+/// The multiplexed connection on `stream`, its driver spawned; `probe` is marked dead when the
+/// driver ends.
+async fn start<S>(
+    info: &RedisConnectionInfo,
+    stream: S,
+    config: AsyncConnectionConfig,
+    probe: &Arc<Probe>,
+) -> Result<MultiplexedConnection, RedisError>
+where
+    S: Unpin + AsyncRead + AsyncWrite + Send + 'static,
+{
     let (conn, driver) = MultiplexedConnection::new_with_config(info, stream, config).await?;
     let gone = probe.clone();
     tokio::spawn(async move {
         driver.await;
         gone.dead.store(true, Ordering::Release);
     });
-    Ok((conn, probe))
+    Ok(conn)
 }
 
-/// A TCP stream that, before each write, peeks whether the server has closed the connection (a
+/// A TCP stream that, before each write, checks whether the server has closed the connection (a
 /// FIN already received: Redis closes a socket only when it will read no more from it), refusing
 /// the write then instead of sending bytes nobody will read; and counts the writes that went out.
 struct ProbedStream {
@@ -91,19 +115,43 @@ struct ProbedStream {
 impl ProbedStream {
     /// Err when the peer has closed the connection (or it has failed), before anything is written.
     fn check_open(&self) -> io::Result<()> {
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        // The socket is non-blocking (tokio's), so the peek returns at once.
-        let failed = match socket2::SockRef::from(&self.inner).peek(&mut buf) {
-            Ok(0) => io::Error::new(
+        let failed = match self.peer_closed() {
+            Ok(false) => return Ok(()),
+            Ok(true) => io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 "the server closed the connection",
             ),
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => io::Error::new(io::ErrorKind::ConnectionRefused, e),
         };
         self.probe.dead.store(true, Ordering::Release);
         Err(failed)
+    }
+
+    /// On Linux, the TCP state: anything but ESTABLISHED means a FIN or RST came (or we closed).
+    /// It holds even with unread bytes ahead of the FIN, e.g. a TLS close_notify, which a peek
+    /// would take for a live connection.
+    #[cfg(target_os = "linux")]
+    fn peer_closed(&self) -> io::Result<bool> {
+        match tcp_state(&self.inner) {
+            Ok(state) => Ok(state != TCP_ESTABLISHED),
+            Err(_) => self.peeked_eof(),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn peer_closed(&self) -> io::Result<bool> {
+        self.peeked_eof()
+    }
+
+    /// A peek at the socket: EOF when the FIN is the next thing to read.
+    fn peeked_eof(&self) -> io::Result<bool> {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        // The socket is non-blocking (tokio's), so the peek returns at once.
+        match socket2::SockRef::from(&self.inner).peek(&mut buf) {
+            Ok(n) => Ok(n == 0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn wrote(&self, r: &Poll<io::Result<usize>>) {
@@ -173,5 +221,32 @@ impl AsyncWrite for ProbedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// `TCP_ESTABLISHED` of Linux's `include/net/tcp_states.h` (libc has no constant for it).
+#[cfg(target_os = "linux")]
+const TCP_ESTABLISHED: u8 = 1;
+
+/// `tcpi_state` of the socket's `TCP_INFO`.
+#[cfg(target_os = "linux")]
+fn tcp_state(socket: &TcpStream) -> io::Result<u8> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain integers, valid when zeroed; getsockopt writes at most `len`
+    // bytes into it and the fd is open for as long as `socket` is borrowed.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(info.tcpi_state)
     }
 }

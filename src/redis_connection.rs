@@ -2,9 +2,10 @@
 //! the exact classification of outages: a command that never reached a live connection fails as
 //! a connection refusal (definite: nothing ran), unlike one that was sent and lost its reply.
 //!
-//! redis-rs reports both as the same "connection dropped" error, so plain TCP connections are
-//! made here, on a socket wrapper ([`ProbedStream`]) that knows whether the server had already
-//! closed the connection before a write and how many writes went out.
+//! redis-rs reports both as the same "connection dropped" error, so connections (plain TCP, or
+//! TLS over it: [`crate::redis_tls`]) are made here, on a socket wrapper
+//! ([`crate::probed_stream`]) that knows whether the server had already closed the connection
+//! before a write and how many writes went out.
 //!
 //! Topologies: one node ([`DirectLink`] to a fixed address), a Sentinel-managed primary (a
 //! [`DirectLink`] whose address is asked of the sentinels at each (re)connect, and which
@@ -16,9 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{
-    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
-};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
@@ -34,10 +33,8 @@ use crate::redis_topology::{SentinelConfig, Topology};
 /// A connection to Redis, cheap to clone (clones share the underlying connection).
 #[derive(Clone)]
 pub enum RedisLink {
-    /// Plain TCP to one node, outages classified exactly.
+    /// One node (or the Sentinel primary), plain TCP or TLS, outages classified exactly.
     Direct(DirectLink),
-    /// TLS to one node through redis-rs's reconnecting manager (its I/O errors stay ambiguous).
-    Managed(ConnectionManager),
     /// A Redis Cluster; `slot` is the stream's, where commands without keys are sent.
     Cluster(ClusterConnection<ClusterNode>, u16),
 }
@@ -77,26 +74,13 @@ impl RedisLink {
                 Ok((RedisLink::Direct(link), Kind::Sentinel))
             }
             Topology::Node => {
-                let client = node_client(cfg, &cfg.url)?;
+                let (client, tls) = node_client(cfg, &cfg.url)?;
                 let what = format!("connect to {}", cfg.display);
-                let mut link = if cfg.tls {
-                    let manager_cfg = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(timeout))
-                        .set_response_timeout(Some(timeout))
-                        .set_number_of_retries(1)
-                        .set_max_delay(Duration::from_millis(500));
-                    RedisLink::Managed(
-                        ConnectionManager::new_with_config(client, manager_cfg)
-                            .await
-                            .map_err(|e| fail(&what, &e))?,
-                    )
-                } else {
-                    RedisLink::Direct(
-                        DirectLink::connect(Target::Fixed(client), timeout, lanes(cfg))
-                            .await
-                            .map_err(|e| fail(&what, &e))?,
-                    )
-                };
+                let mut link = RedisLink::Direct(
+                    DirectLink::connect(Target::Fixed(client, tls), timeout, lanes(cfg))
+                        .await
+                        .map_err(|e| fail(&what, &e))?,
+                );
                 let info: String = redis::cmd("INFO")
                     .arg("cluster")
                     .query_async(&mut link)
@@ -207,24 +191,25 @@ fn lanes(cfg: &RedisConfig) -> usize {
     }
 }
 
-/// A client for one node's URL, with the CA file when there is one.
-fn node_client(cfg: &RedisConfig, url: &str) -> Result<Client, PublishError> {
-    match &cfg.ca_file {
-        Some(path) if cfg.tls => {
-            let pem = std::fs::read(path).map_err(|e| {
-                PublishError::config(format!("cannot read the Redis CA file {path}: {e}"))
-            })?;
-            Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-        }
-        _ => Client::open(url),
+/// A client for one node's URL, and its TLS config (the CA file's when there is one).
+fn node_client(
+    cfg: &RedisConfig,
+    url: &str,
+) -> Result<(Client, Option<Arc<rustls::ClientConfig>>), PublishError> {
+    let invalid =
+        |e: RedisError| PublishError::config(format!("redisUrl {} is invalid: {e}", cfg.display));
+    let client = Client::open(url).map_err(invalid)?;
+    if !cfg.tls {
+        return Ok((client, None));
     }
-    .map_err(|e| PublishError::config(format!("redisUrl {} is invalid: {e}", cfg.display)))
+    let pem = match &cfg.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            PublishError::config(format!("cannot read the Redis CA file {path}: {e}"))
+        })?),
+        None => None,
+    };
+    let tls = crate::redis_tls::client_config(pem.as_deref()).map_err(invalid)?;
+    Ok((client, Some(tls)))
 }
 
 /// A Cluster connection from `seeds`; its own retries (MOVED/ASK, TRYAGAIN, CLUSTERDOWN, a
@@ -242,6 +227,7 @@ async fn cluster(
         .max_retry_wait(250);
     if let (Some(path), true) = (&cfg.ca_file, cfg.tls) {
         let pem = std::fs::read(path)?;
+        crate::redis_tls::cluster_uses_ca(&pem)?;
         b = b.certs(redis::TlsCertificates {
             client_tls: None,
             root_cert: Some(pem),
@@ -257,7 +243,6 @@ impl ConnectionLike for RedisLink {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisLink::Direct(c) => c.req_packed_command(cmd),
-            RedisLink::Managed(c) => c.req_packed_command(cmd),
             RedisLink::Cluster(c, _) => c.req_packed_command(cmd),
         }
     }
@@ -270,7 +255,6 @@ impl ConnectionLike for RedisLink {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             RedisLink::Direct(c) => c.req_packed_commands(pipeline, offset, count),
-            RedisLink::Managed(c) => c.req_packed_commands(pipeline, offset, count),
             RedisLink::Cluster(c, _) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -278,7 +262,6 @@ impl ConnectionLike for RedisLink {
     fn get_db(&self) -> i64 {
         match self {
             RedisLink::Direct(c) => c.get_db(),
-            RedisLink::Managed(c) => c.get_db(),
             RedisLink::Cluster(c, _) => c.get_db(),
         }
     }
@@ -287,7 +270,7 @@ impl ConnectionLike for RedisLink {
 pub use crate::probed_stream::not_sent;
 use crate::probed_stream::Probe;
 
-/// Multiplexed connections to a node over plain TCP (one per lane; lane 0 is the main one),
+/// Multiplexed connections to a node, plain TCP or TLS (one per lane; lane 0 is the main one),
 /// each reconnected on its next command once it is known dead (the server closed it, a write
 /// failed, an I/O error came back, a Sentinel primary answered `READONLY`, or the sentinels
 /// announced another primary).
@@ -299,8 +282,8 @@ pub struct DirectLink {
 
 /// Where a direct link connects.
 pub enum Target {
-    /// The node of this client's URL.
-    Fixed(Client),
+    /// The node of this client's URL, and the TLS config for a `rediss://` one.
+    Fixed(Client, Option<Arc<rustls::ClientConfig>>),
     /// The primary the sentinels name at each connect.
     Sentinel(SentinelConfig),
 }
@@ -324,7 +307,7 @@ struct Live {
 }
 
 impl DirectLink {
-    /// Connects to `target` (plain TCP), within `connect_timeout`; `lanes` connections in all
+    /// Connects to `target`, within `connect_timeout`; `lanes` connections in all
     /// (the first one now, the others on first use). A Sentinel target is watched for failovers.
     pub async fn connect(
         target: Target,
@@ -333,7 +316,7 @@ impl DirectLink {
     ) -> Result<Self, RedisError> {
         let sentinel = match &target {
             Target::Sentinel(s) => Some(s.clone()),
-            Target::Fixed(_) => None,
+            Target::Fixed(..) => None,
         };
         let link = DirectLink {
             shared: Arc::new(Shared {
@@ -409,11 +392,11 @@ impl DirectLink {
 
     async fn open(&self) -> Result<Live, RedisError> {
         let client = match &self.shared.target {
-            Target::Fixed(client) => client.clone(),
+            Target::Fixed(client, tls) => return self.open_on(client.clone(), tls.as_ref()).await,
             Target::Sentinel(s) => {
                 let announced = lock(&self.shared.announced).clone();
                 if let Some((host, port)) = announced {
-                    match self.open_on(primary_client(s, host, port)?).await {
+                    match self.open_on(primary_client(s, host, port)?, None).await {
                         Ok(live) => return Ok(live),
                         Err(e) => {
                             tracing::debug!(error = %e, "the announced primary failed; asking the sentinels");
@@ -424,16 +407,24 @@ impl DirectLink {
                 sentinel_primary(s, self.shared.connect_timeout).await?
             }
         };
-        self.open_on(client).await
+        self.open_on(client, None).await
     }
 
-    async fn open_on(&self, client: Client) -> Result<Live, RedisError> {
-        let (host, port) = match client.get_connection_info().addr() {
-            ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+    /// Connects to `client`'s node, over TLS with `tls` when its URL is `rediss://`.
+    async fn open_on(
+        &self,
+        client: Client,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Live, RedisError> {
+        let addr = client.get_connection_info().addr();
+        let (host, port) = match addr {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                (host.clone(), *port)
+            }
             _ => {
                 return Err(RedisError::from((
                     redis::ErrorKind::InvalidClientConfig,
-                    "a direct link is plain TCP",
+                    "a direct link is TCP (plain or TLS)",
                 )))
             }
         };
@@ -442,6 +433,7 @@ impl DirectLink {
         let (mut conn, probe) = crate::probed_stream::connect(
             &host,
             port,
+            crate::redis_tls::for_addr(addr, tls)?,
             client.get_connection_info().redis_settings(),
             redis::AsyncConnectionConfig::new().set_response_timeout(None),
         )
@@ -585,7 +577,7 @@ impl ConnectionLike for DirectLink {
 
     fn get_db(&self) -> i64 {
         match &self.shared.target {
-            Target::Fixed(c) => c.get_connection_info().redis_settings().db(),
+            Target::Fixed(c, _) => c.get_connection_info().redis_settings().db(),
             Target::Sentinel(_) => 0,
         }
     }

@@ -2,9 +2,9 @@
 // Issue 10: outages classified exactly. A command that never reached a live connection is a
 // definite failure (ERR_REDIS, outcomeUnknown false, rows deleted), however soon after the
 // server went away it is sent: on one node, and on a Cluster whose master of the stream's slot
-// goes away (redis-rs retries there by itself; every attempt is watched). Redis here persists
-// every write (appendfsync always), so an entry that had been appended would still be there
-// after the restart.
+// goes away (redis-rs retries there by itself; every attempt is watched), over plain TCP and over
+// TLS. Redis here persists every write (appendfsync always), so an entry that had been appended
+// would still be there after the restart.
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -173,13 +173,82 @@ test('Cluster: a command held by CLIENT PAUSE on the stream\'s master, then that
   expect(r).toMatchObject(converged);
 }, 60_000);
 
-// Over TLS one node goes through redis-rs's reconnecting manager: not exact (a dropped connection
-// stays outcome-unknown), but it must stay on the safe side: a lost reply is never called definite.
-(redisHasTls() ? test : test.skip)('TLS, one node: a command held by CLIENT PAUSE, then the node SIGTERMed: the rejection is outcome-unknown, and the retry after the restart converges', async () => {
+/** A private TLS-only redis-server persisting every write, for `body(tls, files)`; stopped after. */
+async function withTlsRedis(body) {
   const tlsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-outage-tls-'));
   const files = makeTlsFiles(tlsDir);
   const tls = await privateRedis(['--appendonly', 'yes', '--appendfsync', 'always', '--dir', tlsDir], { tls: files });
   try {
+    await body(tls, files);
+  } finally {
+    await tls.stop();
+    fs.rmSync(tlsDir, { recursive: true, force: true });
+  }
+}
+
+// Over TLS the connection sits on the same probed socket, under the TLS stream: as exact as plain TCP.
+(redisHasTls() ? test : test.skip)('TLS, one node: Redis SIGTERMed and gone, then a publish after 0, 1, 5 and 50 ms (10 each, singles and batches): every one rejects ERR_REDIS with outcomeUnknown false, and leaves no row and no entry', async () => {
+  await withTlsRedis(async (tls, files) => {
+    const { p, stream } = await connect({ redisUrl: tls.url, redisCaFile: files.ca, timeoutMs: 3000, circuitThreshold: 0 });
+    const client = await tls.client();
+    try {
+      const wrong = await outages(p, tls, { stream, rounds: 10, entries: (s) => client.xrange(s, '-', '+') });
+      expect(wrong).toEqual([]);
+    } finally {
+      client.disconnect();
+    }
+  });
+}, 60_000);
+
+// A Cluster over TLS (every node TLS, bus too): its node connections sit on the same probed socket.
+(redisHasTls() ? describe : describe.skip)('TLS, Cluster of 3 masters', () => {
+  let tlsDir;
+  let files;
+  let tlsCluster;
+  beforeAll(async () => {
+    tlsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-outage-tls-cluster-'));
+    files = makeTlsFiles(tlsDir);
+    tlsCluster = await startCluster({ masters: 3, persist: true, tls: files });
+  }, 60_000);
+  afterAll(async () => {
+    if (tlsCluster) await tlsCluster.stop();
+    fs.rmSync(tlsDir, { recursive: true, force: true });
+  });
+
+  /** A publisher seeded (over TLS) with a node other than the master of `stream`'s slot, and that master's port. */
+  async function seeded(stream) {
+    const [slot] = await keySlots(tlsCluster.ports[0], [stream]);
+    const port = await tlsCluster.masterOf(slot);
+    const other = tlsCluster.ports.indexOf(port) === 0 ? 1 : 0;
+    const { p } = await connect({ redisUrl: tlsCluster.tlsUrls[other], redisCaFile: files.ca, stream, timeoutMs: 3000, circuitThreshold: 0 });
+    const entries = async (s) => {
+      await tlsCluster.waitOk();
+      return onNode(port, (c) => c.xrange(s, '-', '+'));
+    };
+    return { p, port, entries };
+  }
+
+  test('the master of the stream\'s slot SIGTERMed and gone, then a publish after 0, 1, 5 and 50 ms (5 each, singles and batches): every one rejects ERR_REDIS with outcomeUnknown false, and leaves no row and no entry', async () => {
+    const stream = uid('outage:tls-cluster');
+    const { p, port, entries } = await seeded(stream);
+    const wrong = await outages(p, tlsCluster.node(port), { stream, rounds: 5, entries });
+    expect(wrong).toEqual([]);
+  }, 120_000);
+
+  test('a command held by CLIENT PAUSE on the stream\'s master, then that master SIGTERMed: the rejection is outcome-unknown, and the retry converges', async () => {
+    const stream = uid('outage:tls-lost');
+    const { p, port, entries } = await seeded(stream);
+    const r = await lostReply(p, tlsCluster.node(port), port, entries, stream);
+    // Outcome-unknown either way: ERR_REDIS when redis-rs's own retries (12, 20-250 ms apart) run
+    // out first, ERR_TIMEOUT when the 3 s budget does (seen after the restarts of the test above).
+    expect(['ERR_REDIS', 'ERR_TIMEOUT']).toContain(r.code);
+    expect(r).toMatchObject({ ...converged, code: r.code });
+  }, 60_000);
+});
+
+// A lost reply stays outcome-unknown over TLS too: never called definite.
+(redisHasTls() ? test : test.skip)('TLS, one node: a command held by CLIENT PAUSE, then the node SIGTERMed: the rejection is outcome-unknown, and the retry after the restart converges', async () => {
+  await withTlsRedis(async (tls, files) => {
     const { p, stream } = await connect({ redisUrl: tls.url, redisCaFile: files.ca, timeoutMs: 3000, circuitThreshold: 0 });
     const client = await tls.client();
     try {
@@ -188,8 +257,5 @@ test('Cluster: a command held by CLIENT PAUSE on the stream\'s master, then that
     } finally {
       client.disconnect();
     }
-  } finally {
-    await tls.stop();
-    fs.rmSync(tlsDir, { recursive: true, force: true });
-  }
+  });
 }, 60_000);

@@ -51,18 +51,25 @@ async function onNode(port, fn) {
 /**
  * A Redis Cluster of `masters` masters and `replicas` replicas per master, each node a private
  * redis-server (started in parallel) with `cluster-node-timeout` `nodeTimeoutMs` (and, with
- * `persist`, every write fsynced before its reply). Resolves once
- * every node reports cluster_state:ok. `stop()` kills every node and removes the config files.
+ * `persist`, every write fsynced before its reply). With `tls: { cert, key, ca }` (makeTlsFiles)
+ * each node also serves TLS on `tlsPorts[i]` (`tlsUrls`) and the bus is TLS (`tls-cluster yes`):
+ * a TLS client is told the nodes' TLS ports, the helpers here keep using the plain ones. Resolves
+ * once every node reports cluster_state:ok. `stop()` kills every node and removes the config files.
  */
-async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000, persist = false } = {}) {
+async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000, persist = false, tls } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyvve-cluster-'));
   const count = masters * (1 + replicas);
   const ports = [];
+  const tlsPorts = [];
   for (let i = 0; i < count; i++) ports.push(await freePort());
+  if (tls) for (let i = 0; i < count; i++) tlsPorts.push(await freePort());
   const nodes = await Promise.all(
-    ports.map((port) =>
+    ports.map((port, i) =>
       privateRedis(
         [
+          ...(tls
+            ? ['--tls-port', String(tlsPorts[i]), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no', '--tls-cluster', 'yes']
+            : []),
           '--cluster-enabled', 'yes',
           '--cluster-config-file', path.join(dir, `nodes-${port}.conf`),
           '--cluster-node-timeout', String(nodeTimeoutMs),
@@ -79,6 +86,8 @@ async function startCluster({ masters = 3, replicas = 0, nodeTimeoutMs = 1000, p
     nodes,
     ports,
     urls: ports.map((p) => `redis://127.0.0.1:${p}`),
+    tlsPorts,
+    tlsUrls: tlsPorts.map((p) => `rediss://127.0.0.1:${p}`),
     async stop() {
       for (const n of nodes) await n.stop();
       fs.rmSync(dir, { recursive: true, force: true });

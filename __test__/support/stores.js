@@ -320,13 +320,14 @@ function runNode(code, { env = {}, timeoutMs = 20_000, cwd = path.join(__dirname
   });
 }
 
-/** A self-signed CA and a server certificate for 127.0.0.1/localhost, made with openssl in `dir`. */
+/** A self-signed CA and a server certificate for 127.0.0.1/localhost (also for client auth: a TLS
+ * Cluster node presents it on the bus), made with openssl in `dir`. */
 function makeTlsFiles(dir) {
   const f = (n) => path.join(dir, n);
   const ssl = (...a) => execFileSync('openssl', a, { stdio: 'pipe' });
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=hyvve-test-ca', '-keyout', f('ca.key'), '-out', f('ca.pem'));
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', f('server.key'), '-out', f('server.csr'));
-  fs.writeFileSync(f('ext.cnf'), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  fs.writeFileSync(f('ext.cnf'), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
   ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('server.pem'));
   return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }
