@@ -78,11 +78,12 @@ impl Writer {
             )
             .collect();
         // A repeat follows an attempt whose commit may have gone through: it must find its rows.
-        let mut attempts = 0;
-        let inserted = retry((&self.metrics, Stage::InsertRows), deadline, false, || {
-            attempts += 1;
-            self.insert_rows(&rows, attempts > 1)
-        })
+        let inserted = retry(
+            (&self.metrics, Stage::InsertRows),
+            deadline,
+            false,
+            |again| self.insert_rows(&rows, again),
+        )
         .instrument(tracing::trace_span!("insert_rows", rows = rows.len()));
         let existing = match self.stage(Stage::InsertRows, inserted).await {
             Ok(existing) => existing,
@@ -175,9 +176,7 @@ impl Writer {
         let callers =
             (jobs.iter().map(|j| j.since).min().unwrap_or(deadline) + self.timeout).min(deadline);
         // A repeated call (after a lost reply) checks for the first call's entries.
-        let called = std::sync::atomic::AtomicBool::new(false);
-        let append = retry((&self.metrics, Stage::Append), deadline, false, || {
-            let again = called.swap(true, std::sync::atomic::Ordering::Relaxed);
+        let append = retry((&self.metrics, Stage::Append), deadline, false, |again| {
             let redis_now = self.entry_ids.redis_now_ms(host_now_us());
             self.stream
                 .append(&token, &appends, callers, again, redis_now)
@@ -232,7 +231,7 @@ impl Writer {
                 (&self.metrics, Stage::UpdateStreamId),
                 deadline,
                 true,
-                || self.patch_rows(&patch_ev, &patch_st, shared_ids),
+                |_| self.patch_rows(&patch_ev, &patch_st, shared_ids),
             )
             .instrument(tracing::trace_span!(
                 "update_stream_id",

@@ -34,7 +34,7 @@ impl Probe {
     /// was `writes_before`. When no byte went out since on a connection that is dead, and it was
     /// not a timeout, the command cannot have reached the server: that is [`not_sent`].
     pub fn classify(&self, writes_before: u64, e: RedisError) -> RedisError {
-        if !(e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()) {
+        if !connection_failed(&e) {
             return e;
         }
         self.dead.store(true, Ordering::Release);
@@ -46,6 +46,11 @@ impl Probe {
             e
         }
     }
+}
+
+/// `e` says the connection failed (I/O, dropped, or unusable), not that the server answered.
+pub fn connection_failed(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
 /// The error of a command that was never written to a live connection: a connection refusal

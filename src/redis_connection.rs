@@ -154,9 +154,7 @@ impl RedisLink {
             Err(e)
                 if !watch.maybe_sent()
                     && !e.is_timeout()
-                    && (e.is_io_error()
-                        || e.is_connection_dropped()
-                        || e.is_unrecoverable_error()
+                    && (crate::probed_stream::connection_failed(&e)
                         || e.kind() == redis::ErrorKind::ClusterConnectionNotFound) =>
             {
                 Err(not_sent(&format!("no node received the command ({e})")))

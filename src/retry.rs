@@ -10,7 +10,8 @@ use crate::metrics::{Metrics, Stage};
 
 /// Runs `op` until it succeeds, fails definitely, or `deadline` passes. Only failures whose
 /// outcome is unknown are retried, unless `any_infrastructure` (for idempotent steps that must
-/// not give up while a store restarts).
+/// not give up while a store restarts). `op` is told whether it is a repeat: one that follows an
+/// attempt which may have taken effect must find what that attempt did.
 pub(crate) async fn retry<T, F, Fut>(
     (metrics, stage): (&Metrics, Stage),
     deadline: Instant,
@@ -18,7 +19,7 @@ pub(crate) async fn retry<T, F, Fut>(
     mut op: F,
 ) -> Result<T, PublishError>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(bool) -> Fut,
     Fut: Future<Output = Result<T, PublishError>>,
 {
     let mut delay = Duration::from_millis(20);
@@ -28,7 +29,7 @@ where
     let mut span = tracing::Span::none();
     let mut attempt: u32 = 1;
     loop {
-        match op().instrument(span.clone()).await {
+        match op(attempt > 1).instrument(span.clone()).await {
             Ok(v) => return Ok(v),
             Err(mut e) => {
                 // Retry on this attempt's own uncertainty (a definite refusal after a lost reply

@@ -354,27 +354,27 @@ impl StreamWriter {
         // connection's writes, so it must run on the connection (and node) of the append; sent
         // alone it could go out on a new connection after a reconnect and count nothing.
         let token = token.get_or_init(crate::ids::new_id).as_str();
+        // The group-token key is this group's alone: what a Cluster's retries are watched by.
+        let token_key = format!("{}g:{token}", self.dedup_prefix);
         let lane = self.lane().await;
         let mut conn = self.lane_conn(&lane);
         let wait_ms = self.wait_ms(wait_until);
         let request = |verb: &str, body: &str| {
             let mut pipe = redis::pipe();
-            pipe.add_command(self.script_call(verb, body, token, events, again));
+            pipe.add_command(self.script_call(verb, body, &token_key, events, again));
             if let Some(ms) = wait_ms {
                 pipe.cmd("WAIT").arg(self.replica_acks).arg(ms);
             }
             pipe
         };
-        // The group-token key is this group's alone: what a Cluster's retries are watched by.
-        let marker = format!("{}g:{token}", self.dedup_prefix);
         let evalsha = request("EVALSHA", &self.append_sha);
         let first = self
-            .bounded_raw("XADD script", conn.query_watched(&evalsha, &marker))
+            .bounded_raw("XADD script", conn.query_watched(&evalsha, &token_key))
             .await?;
         let replies: Vec<redis::Value> = match first {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 let eval = request("EVAL", APPEND_LUA);
-                self.bounded("XADD script", conn.query_watched(&eval, &marker))
+                self.bounded("XADD script", conn.query_watched(&eval, &token_key))
                     .await?
             }
             other => other.map_err(|e| PublishError::redis("XADD script", &e))?,
@@ -515,7 +515,7 @@ impl StreamWriter {
         &self,
         verb: &str,
         body: &str,
-        token: &str,
+        token_key: &str,
         events: &[Append<'_>],
         again: bool,
     ) -> redis::Cmd {
@@ -524,7 +524,7 @@ impl StreamWriter {
         c.arg(body)
             .arg(2 + dedup_keys)
             .arg(&self.stream)
-            .arg(format!("{}g:{token}", self.dedup_prefix));
+            .arg(token_key);
         for id in events.iter().filter_map(|e| e.dedup_id) {
             c.arg(format!("{}{id}", self.dedup_prefix));
         }
