@@ -165,7 +165,10 @@ test('Cluster: a command held by CLIENT PAUSE on the stream\'s master, then that
   const [slot] = await keySlots(cluster.ports[0], [stream]);
   const port = await cluster.masterOf(slot);
   const seed = cluster.urls[cluster.ports.indexOf(port) === 0 ? 1 : 0];
-  const { p } = await connect({ redisUrl: seed, stream, timeoutMs: 3000, circuitThreshold: 0 });
+  // The budget must outlast redis-rs's own retries (12, 20-250 ms apart: ~1.2 s here, over 2.8 s
+  // once on a loaded CI machine), or the 3 s timeout answers first: ERR_TIMEOUT, also
+  // outcome-unknown, but not the path this test is about.
+  const { p } = await connect({ redisUrl: seed, stream, timeoutMs: 10_000, circuitThreshold: 0 });
   const r = await lostReply(p, cluster.node(port), port, async (s) => {
     await cluster.waitOk();
     return onNode(port, (c) => c.xrange(s, '-', '+'));
