@@ -27,6 +27,7 @@ pub mod redis_connection;
 pub mod redis_keys;
 mod redis_tls;
 pub mod redis_topology;
+mod replica_wait;
 mod retry;
 mod sent_marks;
 pub mod sentinel_watch;

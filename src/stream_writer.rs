@@ -2,7 +2,6 @@
 //! atomically, deduplicates caller-supplied event ids, and trims the stream once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
@@ -10,7 +9,8 @@ use redis::Script;
 use crate::redis_connection::RedisLink;
 
 use crate::config::{RedisConfig, Retention};
-use crate::errors::PublishError;
+use crate::errors::{Code, PublishError};
+use crate::replica_wait::ReplicaWait;
 
 /// Appends events, atomically for one call. KEYS[1] = stream, KEYS[2] = the group token's key,
 /// then the dedup key of each event that has one (every key the script touches is declared, as
@@ -32,113 +32,7 @@ use crate::errors::PublishError;
 /// than the stream's last ID) and its time is within the bounds around the Redis clock, `*`
 /// otherwise; the last append trims the stream (one XTRIM when it appended nothing). Returns the
 /// Redis time (Unix µs) and the entry IDs in order.
-const APPEND_LUA: &str = r#"
-local stream = KEYS[1]
-local again = ARGV[8] == '1'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
-if again then
-  local done = redis.call('GET', KEYS[2])
-  if done then return {now_us, cjson.decode(done)} end
-end
-local trim = false
-if ARGV[1] == 'MINID' then
-  local min = now - tonumber(ARGV[2])
-  if min > 0 then trim = {'MINID', '~', string.format('%d', min)} end
-else
-  trim = {'MAXLEN', '~', ARGV[2]}
-end
-local latest = now + tonumber(ARGV[6])
-local earliest = now - tonumber(ARGV[7])
--- The proposals' times lie between ARGV[9] and ARGV[10]: when both are within the bounds, no
--- entry's needs checking.
-local lo, hi = tonumber(ARGV[9]), tonumber(ARGV[10])
-local all_in = lo ~= nil and lo >= earliest and hi <= latest
-local function in_bounds(proposed)
-  if all_in then return true end
-  local ms = tonumber(string.match(proposed, '^(%d+)%-%d+$'))
-  return ms ~= nil and ms <= latest and ms >= earliest
-end
-local out = {}
-local assigned = false
-local n = (#ARGV - 10) / 4
-for i = 1, n do
-  local at = 7 + 4 * i
-  local dedup = ARGV[at]
-  local proposed = ARGV[at + 1]
-  local json = ARGV[at + 2]
-  local trace = ARGV[at + 3]
-  local check = again
-  local key = false
-  if dedup ~= '' then
-    if string.byte(dedup, 1) == 63 then
-      dedup = string.sub(dedup, 2)
-      check = true
-    end
-    key = KEYS[tonumber(dedup)]
-  end
-  local id = false
-  if key then id = redis.call('GET', key) end
-  if not id and check and proposed ~= '' then
-    local e = redis.call('XRANGE', stream, proposed, proposed)
-    local needle = string.match(json, '^{"id":"[^"]*"')
-    if needle and e[1] and e[1][2][1] == 'event' and string.sub(e[1][2][2], 1, #needle) == needle then
-      id = proposed
-    end
-  end
-  if not id then
-    local last = i == n and trim
-    if trace == '' and not last then
-      -- The usual entry: one field pair, no trim; no argument table to build.
-      if proposed ~= '' and in_bounds(proposed) then
-        local r = redis.pcall('XADD', stream, proposed, 'event', json)
-        if type(r) == 'string' then id = r end
-      end
-      if not id then
-        id = redis.call('XADD', stream, '*', 'event', json)
-        assigned = true
-      end
-    else
-      local args = {stream}
-      if last then
-        args = {stream, trim[1], trim[2], trim[3]}
-        trim = false
-      end
-      local a = #args + 1
-      args[a + 1] = 'event'
-      args[a + 2] = json
-      if trace ~= '' then
-        local nl = string.find(trace, '\n', 1, true)
-        if nl then
-          args[a + 3] = 'traceparent'
-          args[a + 4] = string.sub(trace, 1, nl - 1)
-          args[a + 5] = 'tracestate'
-          args[a + 6] = string.sub(trace, nl + 1)
-        else
-          args[a + 3] = 'traceparent'
-          args[a + 4] = trace
-        end
-      end
-      if proposed ~= '' and in_bounds(proposed) then
-        args[a] = proposed
-        local r = redis.pcall('XADD', unpack(args))
-        if type(r) == 'string' then id = r end
-      end
-      if not id then
-        args[a] = '*'
-        id = redis.call('XADD', unpack(args))
-        assigned = true
-      end
-    end
-    if key then redis.call('SET', key, id, 'PX', ARGV[3]) end
-  end
-  out[i] = id
-end
-if trim then redis.call('XTRIM', stream, trim[1], trim[2], trim[3]) end
-if assigned then redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[5]) end
-return {now_us, out}
-"#;
+const APPEND_LUA: &str = include_str!("append_script.lua");
 
 /// How far from its row's `created_at` an entry ID's time may be: entries appended with `*` are
 /// stamped by the Redis clock, rows by the client's, so this allows for clock skew (plus the
@@ -153,45 +47,6 @@ const MAX_AHEAD_MS: u64 = 20;
 /// How far behind the Redis clock a reserved entry ID may be when it is appended (the row's
 /// insert happens in between; a group held up longer falls back).
 const MAX_BEHIND_MS: u64 = 100;
-
-impl Lanes {
-    /// A free lane; there is one per group in flight, so this waits only if more groups than
-    /// that append at once.
-    async fn take(&self) -> LaneGuard<'_> {
-        let permit = self
-            .available
-            .acquire()
-            .await
-            .expect("the lane semaphore is never closed");
-        let link = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        LaneGuard {
-            lanes: self,
-            link,
-            _permit: permit,
-        }
-    }
-}
-
-/// How late Redis may answer a WAIT that timed out: it checks blocked clients' timeouts between
-/// event-loop turns, which an idle server takes every 1000/`hz` ms (100 ms at the default `hz`
-/// 10; measured here: WAIT answers up to ~100 ms after its timeout with the replica stopped).
-const WAIT_LATE_MS: u64 = 100;
-
-/// WAIT's reply after an append, when one was sent: (replicas that acknowledged, its timeout ms).
-fn wait_reply(
-    replies: &mut impl Iterator<Item = redis::Value>,
-    wait_ms: Option<u64>,
-) -> Result<Option<(u64, u64)>, PublishError> {
-    let Some(ms) = wait_ms else { return Ok(None) };
-    let bad = |what: String| PublishError::new(crate::errors::Code::Redis, what);
-    let acked: u64 = replies
-        .next()
-        .ok_or_else(|| bad("no reply to WAIT".into()))
-        .and_then(|v| {
-            redis::FromRedisValue::from_redis_value(v).map_err(|e| bad(format!("WAIT reply: {e}")))
-        })?;
-    Ok(Some((acked, ms)))
-}
 
 /// One event to append: its JSON, its proposed entry ID and, for caller-supplied ids, the id to
 /// deduplicate on.
@@ -231,35 +86,8 @@ pub struct StreamWriter {
     token_ttl_ms: String,
     append_sha: String,
     op_timeout: Duration,
-    replica_acks: u32,
-    /// With `replicaAcks`: connections of their own for the appends (each followed by a WAIT),
-    /// one per group in flight, so one group's WAIT never holds up another's append.
-    wait_lanes: Option<Arc<Lanes>>,
-}
-
-/// Connections handed out one per append.
-struct Lanes {
-    free: std::sync::Mutex<Vec<RedisLink>>,
-    available: tokio::sync::Semaphore,
-}
-
-/// A lane taken for one append; back in the pool when dropped.
-struct LaneGuard<'a> {
-    lanes: &'a Lanes,
-    link: Option<RedisLink>,
-    _permit: tokio::sync::SemaphorePermit<'a>,
-}
-
-impl Drop for LaneGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(link) = self.link.take() {
-            self.lanes
-                .free
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(link);
-        }
-    }
+    /// `replicaAcks`: the WAIT after each append, and the connections it runs on.
+    replicas: ReplicaWait,
 }
 
 impl StreamWriter {
@@ -299,16 +127,7 @@ impl StreamWriter {
         conn.query_at_stream::<String>(redis::cmd("SCRIPT").arg("LOAD").arg(APPEND_LUA))
             .await
             .map_err(|e| PublishError::redis("SCRIPT LOAD", &e))?;
-        let wait_lanes = if cfg.replica_acks > 0 {
-            let n = crate::group_commit::MAX_GROUPS_IN_FLIGHT as usize;
-            let links = conn.lanes(cfg, slot, timeout, n).await?;
-            Some(Arc::new(Lanes {
-                available: tokio::sync::Semaphore::new(links.len()),
-                free: std::sync::Mutex::new(links),
-            }))
-        } else {
-            None
-        };
+        let replicas = ReplicaWait::connect(&conn, cfg, slot, timeout).await?;
         Ok(StreamWriter {
             conn,
             // Every key the script touches hashes to the stream's cluster slot.
@@ -321,8 +140,7 @@ impl StreamWriter {
             token_ttl_ms: (2 * timeout.as_millis().max(5000)).to_string(),
             append_sha: append.get_hash().to_string(),
             op_timeout: timeout,
-            replica_acks: cfg.replica_acks,
-            wait_lanes,
+            replicas,
         })
     }
 
@@ -356,46 +174,40 @@ impl StreamWriter {
         let token = token.get_or_init(crate::ids::new_id).as_str();
         // The group-token key is this group's alone: what a Cluster's retries are watched by.
         let token_key = format!("{}g:{token}", self.dedup_prefix);
-        let lane = self.lane().await;
-        let mut conn = self.lane_conn(&lane);
-        let wait_ms = self.wait_ms(wait_until);
+        let lane = self.replicas.conn(&self.conn).await;
+        let mut conn = lane.link.clone();
         let request = |verb: &str, body: &str| {
             let mut pipe = redis::pipe();
             pipe.add_command(self.script_call(verb, body, &token_key, events, again));
-            if let Some(ms) = wait_ms {
-                pipe.cmd("WAIT").arg(self.replica_acks).arg(ms);
-            }
-            pipe
+            let wait_ms = self.replicas.add_wait(&mut pipe, wait_until);
+            (pipe, wait_ms)
         };
-        let evalsha = request("EVALSHA", &self.append_sha);
+        let (evalsha, mut wait_ms) = request("EVALSHA", &self.append_sha);
         let first = self
             .bounded_raw("XADD script", conn.query_watched(&evalsha, &token_key))
             .await?;
         let replies: Vec<redis::Value> = match first {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                let eval = request("EVAL", APPEND_LUA);
+                let (eval, eval_wait_ms) = request("EVAL", APPEND_LUA);
+                wait_ms = eval_wait_ms;
                 self.bounded("XADD script", conn.query_watched(&eval, &token_key))
                     .await?
             }
             other => other.map_err(|e| PublishError::redis("XADD script", &e))?,
         };
         let mut replies = replies.into_iter();
-        let bad = |what: String| PublishError::new(crate::errors::Code::Redis, what);
-        let (now, ids): (String, Vec<String>) = replies
-            .next()
-            .ok_or_else(|| bad("no reply to the append script".into()))
-            .and_then(|v| {
-                redis::FromRedisValue::from_redis_value(v)
-                    .map_err(|e| bad(format!("append script reply: {e}")))
-            })?;
+        let (now, ids): (String, Vec<String>) = next_reply(&mut replies, "the append script")?;
         if ids.len() != events.len() {
-            return Err(bad(format!(
-                "append script returned {} ids for {} events",
-                ids.len(),
-                events.len()
-            )));
+            return Err(PublishError::new(
+                Code::Redis,
+                format!(
+                    "append script returned {} ids for {} events",
+                    ids.len(),
+                    events.len()
+                ),
+            ));
         }
-        let replicas = wait_reply(&mut replies, wait_ms)?;
+        let replicas = ReplicaWait::reply(&mut replies, wait_ms)?;
         Ok(Appended {
             redis_us: now.parse().unwrap_or(0),
             ids,
@@ -457,14 +269,11 @@ impl StreamWriter {
         proposed: &str,
         wait_until: std::time::Instant,
     ) -> Result<Option<Appended>, PublishError> {
-        let lane = self.lane().await;
-        let mut conn = self.lane_conn(&lane);
-        let wait_ms = self.wait_ms(wait_until);
+        let lane = self.replicas.conn(&self.conn).await;
+        let mut conn = lane.link.clone();
         let mut pipe = redis::pipe();
         pipe.add_command(xadd);
-        if let Some(ms) = wait_ms {
-            pipe.cmd("WAIT").arg(self.replica_acks).arg(ms);
-        }
+        let wait_ms = self.replicas.add_wait(&mut pipe, wait_until);
         let replies = match self
             .bounded_raw(
                 "XADD",
@@ -476,37 +285,15 @@ impl StreamWriter {
             Err(e) if e.to_string().contains("equal or smaller") => return Ok(None),
             Err(e) => return Err(PublishError::redis("XADD", &e)),
         };
-        let bad = |what: String| PublishError::new(crate::errors::Code::Redis, what);
         let mut replies = replies.into_iter();
-        let id: String = replies
-            .next()
-            .ok_or_else(|| bad("no reply to XADD".into()))
-            .and_then(|v| {
-                redis::FromRedisValue::from_redis_value(v)
-                    .map_err(|e| bad(format!("XADD reply: {e}")))
-            })?;
-        let replicas = wait_reply(&mut replies, wait_ms)?;
+        let id: String = next_reply(&mut replies, "XADD")?;
+        let replicas = ReplicaWait::reply(&mut replies, wait_ms)?;
         Ok(Some(Appended {
             // No clock reading: the script calls (at least one a second) keep the estimate fresh.
             redis_us: 0,
             ids: vec![id],
             replicas,
         }))
-    }
-
-    /// With `replicaAcks`, a lane of its own for this append.
-    async fn lane(&self) -> Option<LaneGuard<'_>> {
-        match &self.wait_lanes {
-            Some(lanes) => Some(lanes.take().await),
-            None => None,
-        }
-    }
-
-    /// The connection of a lane (or the shared one).
-    fn lane_conn(&self, lane: &Option<LaneGuard<'_>>) -> RedisLink {
-        lane.as_ref()
-            .and_then(|l| l.link.clone())
-            .unwrap_or_else(|| self.conn.clone())
     }
 
     /// The append script's call (`EVALSHA <sha>` or `EVAL <script>`) for one group: KEYS and ARGV
@@ -564,51 +351,16 @@ impl StreamWriter {
         c
     }
 
-    /// How long the WAIT after an append may take, `None` without `replicaAcks`. The callers'
-    /// own timeoutMs started before this group did: the WAIT ends a little before `until`, so
-    /// they get its answer rather than ERR_TIMEOUT, allowing for Redis answering it late
-    /// ([`WAIT_LATE_MS`]), and never 0, which would block for ever.
-    fn wait_ms(&self, until: std::time::Instant) -> Option<u64> {
-        if self.replica_acks == 0 {
-            return None;
-        }
-        let left = until
-            .saturating_duration_since(std::time::Instant::now())
-            .as_millis() as u64;
-        Some(
-            left.saturating_sub((left / 5).max(20) + WAIT_LATE_MS)
-                .max(1),
-        )
-    }
-
     /// `ERR_NOT_REPLICATED` (outcome unknown: the entries are on the primary) when fewer than
     /// `replicaAcks` replicas acknowledged an append.
     pub fn check_replicas(&self, appended: &Appended) -> Result<(), PublishError> {
-        let Some((acked, ms)) = appended.replicas else {
-            return Ok(());
-        };
-        if acked >= u64::from(self.replica_acks) {
-            return Ok(());
-        }
-        let mut e = PublishError::new(
-            crate::errors::Code::NotReplicated,
-            format!(
-                "the entries are on the primary, but {acked} of the {} replicas asked for (replicaAcks) acknowledged them within {ms} ms; retry with the same eventId",
-                self.replica_acks
-            ),
-        );
-        e.outcome_unknown = true;
-        Err(e)
+        self.replicas.check(appended.replicas)
     }
 
     /// Stops the connections' background work (the Sentinel watcher) and drops them.
     pub fn close(&self) {
         self.conn.close();
-        if let Some(lanes) = &self.wait_lanes {
-            for l in lanes.free.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                l.close();
-            }
-        }
+        self.replicas.close();
     }
 
     /// The Redis clock, Unix µs.
@@ -799,6 +551,18 @@ impl StreamWriter {
             )),
         }
     }
+}
+
+/// The next reply of a pipeline, as `T`; `what` names the command in the error.
+pub(crate) fn next_reply<T: redis::FromRedisValue>(
+    replies: &mut impl Iterator<Item = redis::Value>,
+    what: &str,
+) -> Result<T, PublishError> {
+    let bad = |m: String| PublishError::new(Code::Redis, m);
+    let v = replies
+        .next()
+        .ok_or_else(|| bad(format!("no reply to {what}")))?;
+    redis::FromRedisValue::from_redis_value(v).map_err(|e| bad(format!("{what} reply: {e}")))
 }
 
 /// A string field of an `XINFO` reply (RESP2 flat array or RESP3 map).
