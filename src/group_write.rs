@@ -153,9 +153,7 @@ impl Writer {
             .iter()
             .map(|(e, held)| Append {
                 dedup_id: e.caller_event_id.then_some(e.event_id.as_str()),
-                // A generated id's row found again is this call's own (a lost commit reply):
-                // its entry cannot exist yet.
-                retried: e.caller_event_id && existing.contains_key(&e.event_id),
+                retried: existing.contains_key(&e.event_id),
                 // '0-0' (`entryIds: 'server'`, rows of older versions) is no ID to append at.
                 proposed: if *held == "0-0" { "" } else { held },
                 json: &e.json,
@@ -197,9 +195,7 @@ impl Writer {
                     let fresh: Vec<(&PreparedEvent, &str)> = live
                         .iter()
                         .copied()
-                        .filter(|(ev, _)| {
-                            !ev.caller_event_id || !existing.contains_key(&ev.event_id)
-                        })
+                        .filter(|(ev, _)| !existing.contains_key(&ev.event_id))
                         .collect();
                     self.undo_rows(&fresh).await;
                 }

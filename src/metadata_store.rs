@@ -395,9 +395,10 @@ impl MetadataStore {
     }
 
     /// Inserts one PENDING row per event, each with the entry ID proposed for it, in one
-    /// statement (one commit). Returns the event ids that already had a row (retries of
-    /// caller-supplied ids, or `again`: a repeat after an attempt whose commit reply was lost),
-    /// with what those rows hold; every other event now has a fresh row.
+    /// statement (one commit). Returns the caller-supplied ids that already had a row (retries),
+    /// with what those rows hold; every other event now has its row. `again`: a repeat after an
+    /// attempt whose commit reply was lost, so rows of generated ids may exist too: those are this
+    /// call's own (a generated id is no one else's), found and counted as inserted.
     pub async fn insert_pending(
         &self,
         rows: &[(&PreparedEvent, &str)],
@@ -441,13 +442,17 @@ impl MetadataStore {
         if inserted.len() == n {
             return Ok(HashMap::new());
         }
-        // Only retries get here: look up the rows that were already there.
+        // Only retries get here: look up the caller ids' rows that were already there.
         let inserted: std::collections::HashSet<&str> =
             inserted.iter().map(String::as_str).collect();
         let missing: Vec<&str> = events
+            .filter(|e| e.caller_event_id)
             .map(|e| e.event_id.as_str())
             .filter(|id| !inserted.contains(id))
             .collect();
+        if missing.is_empty() {
+            return Ok(HashMap::new());
+        }
         let rows = self
             .fetch("read event_metadata", &self.existing, &[&missing])
             .await?;

@@ -474,6 +474,36 @@ describe('Postgres outages (private Postgres)', () => {
     }
   }, 30_000);
 
+  // The same lost commit reply, in a batch whose caller eventId belongs to another tenant: the
+  // batch rejects ERR_EVENT_ID_CONFLICT, and the row its generated-id event got in the commit
+  // that was lost must be deleted too (the repeat finds it, but it is this call's own row).
+  test('the row insert committed but its reply lost, in a batch that conflicts: ERR_EVENT_ID_CONFLICT, and no row or entry is left for its generated-id event', async () => {
+    const proxy = await tcpProxy(pg.port);
+    const dbName = new URL(pg.url).pathname.slice(1);
+    const url = `postgres://root@127.0.0.1:${proxy.port}/${dbName}?sslmode=disable&connection_limit=1`;
+    const check = await pgClient(pg.url);
+    check.on('error', () => {});
+    try {
+      const { p, stream } = await connect({ databaseUrl: url, timeoutMs: 3000, circuitThreshold: 0 });
+      const taken = uid('evt');
+      await p.publish('fault.insert.owner', {}, { tenantId: uid('other'), userId: 'u', eventId: taken });
+      const tenant = uid('ws');
+      const swallowed = proxy.loseReplyTo(tenant, { keepListening: true });
+      const res = await settle(p.publishBatch([
+        { type: 'fault.insert.lost', data: { i: 0 }, context: { tenantId: tenant, userId: 'u', eventId: taken } },
+        { type: 'fault.insert.lost', data: { i: 1 }, context: { tenantId: tenant, userId: 'u' } },
+      ]));
+      expect(await Promise.race([swallowed.then(() => true), sleep(5000).then(() => false)])).toBe(true);
+      expect(res.err && res.err.code).toBe('ERR_EVENT_ID_CONFLICT');
+      const entries = (await readStream(redis, stream)).filter((e) => e.event.tenantId === tenant);
+      const rows = (await check.query('SELECT event_id FROM event_metadata WHERE tenant_id = $1', [tenant])).rows;
+      expect({ entries: entries.length, rows: rows.length }).toEqual({ entries: 0, rows: 0 });
+    } finally {
+      await proxy.close();
+      await check.end();
+    }
+  }, 30_000);
+
   // FINDING (see the report): sessions opened while the database was read-only (a failover to a
   // standby, ALTER DATABASE … default_transaction_read_only) stay read-only after it is writable
   // again; the pool keeps them (sqlx: idle 10 min, lifetime 30 min), so publishing keeps failing
