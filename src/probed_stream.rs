@@ -159,14 +159,24 @@ impl ProbedStream {
         }
     }
 
-    fn wrote(&self, r: &Poll<io::Result<usize>>) {
-        match r {
+    /// `write` on the socket unless the peer has closed it; a write that put bytes on the wire is
+    /// counted, and a failed one marks the connection dead.
+    fn probed_write(
+        mut self: Pin<&mut Self>,
+        write: impl FnOnce(Pin<&mut TcpStream>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check_open() {
+            return Poll::Ready(Err(e));
+        }
+        let r = write(Pin::new(&mut self.inner));
+        match &r {
             Poll::Ready(Ok(n)) if *n > 0 => {
                 self.probe.writes.fetch_add(1, Ordering::AcqRel);
             }
             Poll::Ready(Err(_)) => self.probe.dead.store(true, Ordering::Release),
             _ => {}
         }
+        r
     }
 }
 
@@ -191,29 +201,19 @@ impl AsyncRead for ProbedStream {
 
 impl AsyncWrite for ProbedStream {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Err(e) = self.check_open() {
-            return Poll::Ready(Err(e));
-        }
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.wrote(&r);
-        r
+        self.probed_write(|s| s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Err(e) = self.check_open() {
-            return Poll::Ready(Err(e));
-        }
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.wrote(&r);
-        r
+        self.probed_write(|s| s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
