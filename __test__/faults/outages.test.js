@@ -443,9 +443,12 @@ describe('Postgres outages (private Postgres)', () => {
     }
   }, 60_000);
 
-  // A commit whose reply is lost is retried on a new connection: with a generated id the retry
-  // must find its own row (before, it met the row, failed and deleted it: a rejected publish).
-  test.each([['publish', 1], ['publishBatch', 2]])('the row insert committed but its reply lost, the reconnect taken: %s with generated ids resolves, one row and one entry per event', async (how, n) => {
+  /**
+   * A publisher whose Postgres is behind a proxy that loses the reply to the next statement naming
+   * `tenant` (after the server ran it) and takes the reconnect at once; `body` gets it, the stream,
+   * a direct client `check`, and `swallowed` (resolves once that reply was lost). Stopped after.
+   */
+  async function lostCommitReply(tenant, body) {
     const proxy = await tcpProxy(pg.port);
     const dbName = new URL(pg.url).pathname.slice(1);
     const url = `postgres://root@127.0.0.1:${proxy.port}/${dbName}?sslmode=disable&connection_limit=1`;
@@ -454,54 +457,52 @@ describe('Postgres outages (private Postgres)', () => {
     try {
       const { p, stream } = await connect({ databaseUrl: url, timeoutMs: 3000, circuitThreshold: 0 });
       await p.publish('fault.insert.warmup', {}, { tenantId: uid('warm'), userId: 'u' });
-      const tenant = uid('ws');
+      const swallowed = proxy.loseReplyTo(tenant, { keepListening: true }).then(() => true);
+      await body({ p, stream, check, swallowed });
+    } finally {
+      await proxy.close();
+      await check.end();
+    }
+  }
+
+  // A commit whose reply is lost is retried on a new connection: with a generated id the retry
+  // must find its own row (before, it met the row, failed and deleted it: a rejected publish).
+  test.each([['publish', 1], ['publishBatch', 2]])('the row insert committed but its reply lost, the reconnect taken: %s with generated ids resolves, one row and one entry per event', async (how, n) => {
+    const tenant = uid('ws');
+    await lostCommitReply(tenant, async ({ p, stream, check, swallowed }) => {
       const ctx = { tenantId: tenant, userId: 'u' };
-      const swallowed = proxy.loseReplyTo(tenant, { keepListening: true });
       const call = how === 'publish'
         ? p.publish('fault.insert.lost', { n: 1 }, ctx).then((id) => [id])
         : p.publishBatch(Array.from({ length: n }, (_, i) => ({ type: 'fault.insert.lost', data: { i }, context: ctx })));
       const res = await settle(call);
-      expect(await Promise.race([swallowed.then(() => true), sleep(5000).then(() => false)])).toBe(true);
+      expect(await Promise.race([swallowed, sleep(5000).then(() => false)])).toBe(true);
       expect(res.err && { code: res.err.code, message: res.err.message }).toBeUndefined();
       const entries = (await readStream(redis, stream)).filter((e) => e.event.tenantId === tenant);
       const rows = (await check.query('SELECT event_id, stream_id FROM event_metadata WHERE tenant_id = $1', [tenant])).rows;
       const sid = Object.fromEntries(entries.map((e) => [e.event.id, e.id]));
       expect(entries.map((e) => e.event.id).sort()).toEqual([...res.value].sort());
       expect(rows.map((r) => [r.event_id, r.stream_id]).sort()).toEqual(res.value.map((id) => [id, sid[id]]).sort());
-    } finally {
-      await proxy.close();
-      await check.end();
-    }
+    });
   }, 30_000);
 
   // The same lost commit reply, in a batch whose caller eventId belongs to another tenant: the
   // batch rejects ERR_EVENT_ID_CONFLICT, and the row its generated-id event got in the commit
   // that was lost must be deleted too (the repeat finds it, but it is this call's own row).
   test('the row insert committed but its reply lost, in a batch that conflicts: ERR_EVENT_ID_CONFLICT, and no row or entry is left for its generated-id event', async () => {
-    const proxy = await tcpProxy(pg.port);
-    const dbName = new URL(pg.url).pathname.slice(1);
-    const url = `postgres://root@127.0.0.1:${proxy.port}/${dbName}?sslmode=disable&connection_limit=1`;
-    const check = await pgClient(pg.url);
-    check.on('error', () => {});
-    try {
-      const { p, stream } = await connect({ databaseUrl: url, timeoutMs: 3000, circuitThreshold: 0 });
+    const tenant = uid('ws');
+    await lostCommitReply(tenant, async ({ p, stream, check, swallowed }) => {
       const taken = uid('evt');
       await p.publish('fault.insert.owner', {}, { tenantId: uid('other'), userId: 'u', eventId: taken });
-      const tenant = uid('ws');
-      const swallowed = proxy.loseReplyTo(tenant, { keepListening: true });
       const res = await settle(p.publishBatch([
         { type: 'fault.insert.lost', data: { i: 0 }, context: { tenantId: tenant, userId: 'u', eventId: taken } },
         { type: 'fault.insert.lost', data: { i: 1 }, context: { tenantId: tenant, userId: 'u' } },
       ]));
-      expect(await Promise.race([swallowed.then(() => true), sleep(5000).then(() => false)])).toBe(true);
+      expect(await Promise.race([swallowed, sleep(5000).then(() => false)])).toBe(true);
       expect(res.err && res.err.code).toBe('ERR_EVENT_ID_CONFLICT');
       const entries = (await readStream(redis, stream)).filter((e) => e.event.tenantId === tenant);
       const rows = (await check.query('SELECT event_id FROM event_metadata WHERE tenant_id = $1', [tenant])).rows;
       expect({ entries: entries.length, rows: rows.length }).toEqual({ entries: 0, rows: 0 });
-    } finally {
-      await proxy.close();
-      await check.end();
-    }
+    });
   }, 30_000);
 
   // FINDING (see the report): sessions opened while the database was read-only (a failover to a
