@@ -2,5 +2,8 @@
 module.exports = {
   testEnvironment: 'node',
   testMatch: ['<rootDir>/__test__/**/*.test.js'],
+  // __test__/platforms/ runs under `npm run test:platforms` (scripts/platforms/test.sh), after
+  // the cross builds it checks.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/__test__/platforms/'],
   testTimeout: 60_000,
 };
