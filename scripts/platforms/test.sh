@@ -27,7 +27,7 @@ JEST=node_modules/jest/bin/jest.js
 QEMU="$R/qemu/usr/bin/qemu-aarch64-static"
 
 step "__test__/platforms (host Node $(node -v))"
-node "$JEST" --runInBand --testPathIgnorePatterns=/node_modules/ __test__/platforms
+node "$JEST" -c jest.platforms.config.js --runInBand
 
 # Tests that start child Node processes (process.execPath) cannot run here under qemu or the
 # musl Node: no binfmt_misc, and the musl Node starts only through its loader. These files run
