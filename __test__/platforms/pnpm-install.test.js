@@ -100,8 +100,9 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('pnpm is the pinned one', () => {
-  expect(run(process.execPath, [PNPM, '--version'], tmp).trim()).toMatch(/^\d+\.\d+\.\d+$/);
+test('pnpm is the one scripts/platforms/runtimes.sh pins', () => {
+  const pinned = /^PNPM=(\S+)$/m.exec(fs.readFileSync(path.join(ROOT, 'scripts/platforms/runtimes.sh'), 'utf8'))[1];
+  expect(run(process.execPath, [PNPM, '--version'], tmp).trim()).toBe(pinned);
 });
 
 test('a fresh project: `pnpm add root.tgz` installs the platform package and loads the binary from it', async () => {
