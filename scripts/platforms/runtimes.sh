@@ -67,7 +67,7 @@ if [ ! -e musl-x64/.done-musl ] || [ ! -e musl-arm64/.done-musl ]; then
     -o Dir::State::status="$DIR/apt-trixie/status" -o APT::Architectures::=amd64 -o APT::Architectures::=arm64)
   apt-get "${TRIXIE[@]}" update -qq >&2
   deb_unpack musl-x64 musl "${TRIXIE[@]}"
-  mv musl-x64/.done-musl musl-x64/.done-musl.tmp; deb_unpack musl-arm64 musl:arm64 "${TRIXIE[@]}"; mv musl-x64/.done-musl.tmp musl-x64/.done-musl
+  deb_unpack musl-arm64 musl:arm64 "${TRIXIE[@]}"
   touch musl-arm64/.done-musl
 fi
 
