@@ -54,6 +54,8 @@ function targetOf(facts) {
   return TARGETS.includes(t) ? t : null;
 }
 
+const cap = (s) => s[0].toUpperCase() + s.slice(1);
+
 function describeRuntime(f) {
   const libc = f.platform !== 'linux' ? '' : f.libc === 'glibc' ? ` glibc ${f.glibcVersion}` : f.libc === 'musl' ? ' musl' : ' (libc unknown)';
   return `${f.platform} ${f.arch}${libc}, Node ${f.node}`;
@@ -137,14 +139,14 @@ function explain(facts, target, attempts, others) {
     const built = fileLibc(a.file);
     if (glibc) {
       causes.push(
-        `Cause: glibc too old. ${a.what} needs glibc >= ${glibc[1]}, this system has glibc ${facts.glibcVersion || 'older'}.`,
+        `Cause: glibc too old. ${cap(a.what)} needs glibc >= ${glibc[1]}, this system has glibc ${facts.glibcVersion || 'older'}.`,
         cmp(glibc[1], GLIBC_FLOOR) > 0
           ? `Fix: the published ${pkg} needs only glibc ${GLIBC_FLOOR}; this file was built elsewhere against a newer glibc. Reinstall it from the registry (\`npm install ${pkg}@<version>\`), or build on this system (\`npm run build\`), or run on a newer distribution.`
           : `Fix: run on a system with glibc >= ${glibc[1]} (Debian 8+, Ubuntu 14.04+, RHEL/CentOS 7+, Amazon Linux 2 have ${GLIBC_FLOOR} or newer).`,
       );
     } else if (facts.platform === 'linux' && built && facts.libc && built !== facts.libc) {
       causes.push(
-        `Cause: musl/glibc mix-up. ${a.what} is linked against ${built}, but this Node runs on ${facts.libc}.`,
+        `Cause: musl/glibc mix-up. ${cap(a.what)} is linked against ${built}, but this Node runs on ${facts.libc}.`,
         `Fix: install ${pkg} (the ${facts.libc} build) on this system; if the file came from a package named for the other libc, that package is broken: reinstall it from the registry.`,
       );
     } else {

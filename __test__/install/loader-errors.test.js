@@ -88,7 +88,7 @@ const runtime = `${FACTS.platform} ${FACTS.arch} glibc ${FACTS.glibcVersion}, No
     expect(r.cause).toMatch(/version `GLIBC_2\.99' not found/);
     expect(r.message).toContain(`on this runtime: ${runtime}.`);
     expect(r.message).toContain(`the package @hyvve/event-publisher-${TARGET} (found, failed to load)`);
-    expect(r.message).toContain(`Cause: glibc too old. the package @hyvve/event-publisher-${TARGET} needs glibc >= 2.99, this system has glibc ${FACTS.glibcVersion}.`);
+    expect(r.message).toContain(`Cause: glibc too old. The package @hyvve/event-publisher-${TARGET} needs glibc >= 2.99, this system has glibc ${FACTS.glibcVersion}.`);
     expect(r.message).toContain('needs only glibc 2.17');
     expect(r.message).not.toContain('not installed');
   });

@@ -87,14 +87,14 @@ describe('musl/glibc mix-ups, for real', () => {
   test('a musl Node given a glibc binary under the musl package name: told the file is a glibc build', () => {
     const out = musl(layout('glibc-as-musl', { 'linux-x64-musl': built('linux-x64-gnu') }));
     expect(out).toContain('the package @hyvve/event-publisher-linux-x64-musl (found, failed to load)');
-    expect(out).toContain('Cause: musl/glibc mix-up. the package @hyvve/event-publisher-linux-x64-musl is linked against glibc, but this Node runs on musl.');
+    expect(out).toContain('Cause: musl/glibc mix-up. The package @hyvve/event-publisher-linux-x64-musl is linked against glibc, but this Node runs on musl.');
   });
 
   test('a glibc Node given a musl binary under the gnu package name: told the file is a musl build', () => {
     const dir = layout('musl-as-gnu', { 'linux-x64-gnu': built('linux-x64-musl') });
     const out = execFileSync(process.execPath, ['-e', LOAD], { cwd: dir, encoding: 'utf8' });
     expect(out).toContain('the package @hyvve/event-publisher-linux-x64-gnu (found, failed to load)');
-    expect(out).toContain('Cause: musl/glibc mix-up. the package @hyvve/event-publisher-linux-x64-gnu is linked against musl, but this Node runs on glibc.');
+    expect(out).toContain('Cause: musl/glibc mix-up. The package @hyvve/event-publisher-linux-x64-gnu is linked against musl, but this Node runs on glibc.');
   });
 
   test('a musl Node with the musl package installed loads it (the same layout a user gets)', () => {
