@@ -2,6 +2,9 @@
 //! where a Rust error becomes a JS error; the JS wrapper (`index.js`) reads the stable code from
 //! the `ERR_…: ` prefix of its message and throws an `EventPublisherError`.
 
+mod completions;
+mod packed_batch;
+
 use std::sync::{Arc, OnceLock};
 
 use napi::bindgen_prelude::*;
@@ -9,13 +12,12 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tracing::instrument::WithSubscriber;
 
-use crate::completions::Completions;
 use crate::config::{Config, Options};
-use crate::envelope::{prepare_batch, EventInput, PreparedEvent};
 use crate::errors::PublishError;
+use crate::event::envelope::{prepare_batch, EventInput, PreparedEvent};
 use crate::logging::{LogRecord, LogSink, StderrSink};
-use crate::packed_batch;
-use crate::publisher::Publisher;
+use crate::pipeline::publisher::Publisher;
+use completions::Completions;
 
 fn to_napi(e: PublishError) -> Error {
     let prefix = if e.outcome_unknown { "?" } else { "" };

@@ -66,7 +66,8 @@ impl Drop for Watch {
 /// An attempt failed with `e` after it may have reached a node, with no reply: not a server
 /// reply, not a refusal (never sent).
 pub fn reply_lost(e: &RedisError) -> bool {
-    !e.is_connection_refusal() && (crate::probed_stream::connection_failed(e) || e.is_timeout())
+    !e.is_connection_refusal()
+        && (crate::stream::link::probed_stream::connection_failed(e) || e.is_timeout())
 }
 
 /// `cmds` may have run on a node without a reply: their watched arguments are marked.

@@ -1,6 +1,9 @@
 //! Options and environment, resolved once at `connect()` into a validated [`Config`].
 //! Understands the platform's variables (COMPAT.md §5) and Prisma's `DATABASE_URL` parameters.
 
+pub mod pkcs12;
+pub mod redis;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -62,7 +65,7 @@ pub struct Options {
     /// Seed nodes of a Redis Cluster (URLs or `host:port`).
     pub redis_cluster_nodes: Option<Vec<String>>,
     /// The Sentinel-managed primary to follow.
-    pub redis_sentinel: Option<crate::redis_topology::SentinelOptions>,
+    pub redis_sentinel: Option<crate::config::redis::SentinelOptions>,
     /// Replicas that must hold each append before a publish resolves (`WAIT`).
     pub replica_acks: Option<f64>,
     /// The environment to read defaults from; `None` reads the process environment. (Node
@@ -128,7 +131,7 @@ pub struct RedisConfig {
     /// `url` came from `redisUrl` or `REDIS_URL` (not the local default).
     pub given: bool,
     /// The deployment (one node, Cluster seeds, Sentinel).
-    pub topology: crate::redis_topology::Topology,
+    pub topology: crate::config::redis::Topology,
     /// Replicas to wait for after each append (0: none).
     pub replica_acks: u32,
 }
@@ -207,12 +210,12 @@ impl Config {
                     .collect()
             })
         });
-        redis.topology = crate::redis_topology::resolve(
+        redis.topology = crate::config::redis::resolve(
             redis.given.then_some(redis.url.as_str()),
             cluster_nodes,
             o.redis_sentinel,
         )?;
-        redis.replica_acks = crate::redis_topology::replica_acks(
+        redis.replica_acks = crate::config::redis::replica_acks(
             o.replica_acks,
             env("EVENT_PUBLISHER_REPLICA_ACKS"),
         )?;
@@ -242,7 +245,7 @@ impl Config {
             }
         };
         let source = o.source.unwrap_or_else(|| "platform".to_string());
-        if source.is_empty() || source.len() > crate::validate::MAX_ID_LEN {
+        if source.is_empty() || source.len() > crate::event::validate::MAX_ID_LEN {
             return Err(PublishError::config("source must be 1 to 256 characters"));
         }
         let table_sql = table_sql(
@@ -311,7 +314,7 @@ fn redis_config(
         url: url.clone(),
         tls,
         ca_file: ca_file.clone(),
-        topology: crate::redis_topology::Topology::Node,
+        topology: crate::config::redis::Topology::Node,
         replica_acks: 0,
         given,
     };
@@ -483,8 +486,11 @@ fn database_config(
     }
     match (identity, identity_password) {
         (Some(path), password) => {
-            let id =
-                crate::pkcs12::read_identity(option, &path, password.as_deref().unwrap_or(""))?;
+            let id = crate::config::pkcs12::read_identity(
+                option,
+                &path,
+                password.as_deref().unwrap_or(""),
+            )?;
             connect = connect
                 .ssl_client_cert_from_pem(id.certs)
                 .ssl_client_key_from_pem(id.key);

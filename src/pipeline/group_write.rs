@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::entry_ids::host_now_us;
-use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
-use crate::group_commit::{Job, Writer};
+use crate::event::envelope::PreparedEvent;
 use crate::logging::Joined;
-use crate::metadata_store::ExistingRow;
+use crate::metadata::store::ExistingRow;
 use crate::metrics::Stage;
-use crate::retry::retry;
-use crate::stream_writer::Append;
+use crate::pipeline::group_commit::{Job, Writer};
+use crate::pipeline::retry::retry;
+use crate::stream::entry_ids::host_now_us;
+use crate::stream::writer::Append;
 
 /// Rows per INSERT/UPDATE statement of a large group; chunks run on parallel connections.
 const ROWS_PER_STATEMENT: usize = 250;

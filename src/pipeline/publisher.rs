@@ -13,16 +13,16 @@ use tokio::sync::{oneshot, Notify};
 use tracing::instrument::WithSubscriber;
 use tracing::Dispatch;
 
-use crate::circuit::{Admit, Circuit};
 use crate::config::{Config, EntryIds};
-use crate::entry_ids::{host_now_us, EntryIdClock};
-use crate::envelope::{EventInput, PreparedEvent};
 use crate::errors::{Code, PublishError};
-use crate::group_commit::{Job, Writer};
+use crate::event::envelope::{EventInput, PreparedEvent};
 use crate::logging::LogSink;
-use crate::metadata_store::MetadataStore;
+use crate::metadata::store::MetadataStore;
 use crate::metrics::{Gauges, Operation, Snapshot};
-use crate::stream_writer::StreamWriter;
+use crate::pipeline::circuit::{Admit, Circuit};
+use crate::pipeline::group_commit::{Job, Writer};
+use crate::stream::entry_ids::{host_now_us, EntryIdClock};
+use crate::stream::writer::StreamWriter;
 
 /// What `health()` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,9 +260,9 @@ impl Publisher {
         w.metrics.snapshot(Gauges {
             in_flight_events: self.inner.in_flight.events.load(Ordering::Relaxed) as u64,
             circuit_state: match w.circuit.state() {
-                crate::circuit::State::Closed => 0,
-                crate::circuit::State::HalfOpen => 1,
-                crate::circuit::State::Open => 2,
+                crate::pipeline::circuit::State::Closed => 0,
+                crate::pipeline::circuit::State::HalfOpen => 1,
+                crate::pipeline::circuit::State::Open => 2,
             },
             dropped_log_records: self.inner.dropped_logs.load(Ordering::Relaxed),
         })
@@ -297,7 +297,7 @@ impl Publisher {
         admission: Admission,
         inputs: Vec<EventInput>,
     ) -> Result<Vec<String>, PublishError> {
-        let events = crate::envelope::prepare_batch(
+        let events = crate::event::envelope::prepare_batch(
             inputs,
             &self.inner.default_source,
             self.inner.max_payload_bytes,

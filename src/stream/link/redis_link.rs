@@ -3,8 +3,8 @@
 //! a connection refusal (definite: nothing ran), unlike one that was sent and lost its reply.
 //!
 //! redis-rs reports both as the same "connection dropped" error, so connections (plain TCP, or
-//! TLS over it: [`crate::redis_tls`]) are made here, on a socket wrapper
-//! ([`crate::probed_stream`]) that knows whether the server had already closed the connection
+//! TLS over it: [`crate::stream::link::tls`]) are made here, on a socket wrapper
+//! ([`crate::stream::link::probed_stream`]) that knows whether the server had already closed the connection
 //! before a write and how many writes went out.
 //!
 //! Topologies: one node ([`DirectLink`] to a fixed address), a Sentinel-managed primary (a
@@ -25,10 +25,10 @@ use redis::{
     RedisFuture, Value,
 };
 
-use crate::cluster_node::ClusterNode;
+use crate::config::redis::{SentinelConfig, Topology};
 use crate::config::RedisConfig;
 use crate::errors::PublishError;
-use crate::redis_topology::{SentinelConfig, Topology};
+use crate::stream::link::cluster_node::ClusterNode;
 
 /// A connection to Redis, cheap to clone (clones share the underlying connection).
 #[derive(Clone)]
@@ -133,7 +133,7 @@ impl RedisLink {
 
     /// Runs `pipe`, an append whose argument `marker` is unique to it. On a Cluster, where
     /// redis-rs retries by itself and only the last attempt's error comes back, a failure is
-    /// outcome-unknown when any attempt may have run unanswered ([`crate::sent_marks`]), and
+    /// outcome-unknown when any attempt may have run unanswered ([`crate::stream::link::sent_marks`]), and
     /// definite (never sent) when none did and the last one lost its connection.
     pub async fn query_watched<T: FromRedisValue>(
         &mut self,
@@ -143,9 +143,9 @@ impl RedisLink {
         if !matches!(self, RedisLink::Cluster(..)) {
             return pipe.query_async(self).await;
         }
-        let watch = crate::sent_marks::watch(marker);
+        let watch = crate::stream::link::sent_marks::watch(marker);
         match pipe.query_async(self).await {
-            Err(e) if watch.maybe_sent() && !crate::sent_marks::reply_lost(&e) => {
+            Err(e) if watch.maybe_sent() && !crate::stream::link::sent_marks::reply_lost(&e) => {
                 Err(RedisError::from(io::Error::new(
                     io::ErrorKind::ConnectionReset,
                     format!("an earlier attempt lost its reply; the last one: {e}"),
@@ -154,7 +154,7 @@ impl RedisLink {
             Err(e)
                 if !watch.maybe_sent()
                     && !e.is_timeout()
-                    && (crate::probed_stream::connection_failed(&e)
+                    && (crate::stream::link::probed_stream::connection_failed(&e)
                         || e.kind() == redis::ErrorKind::ClusterConnectionNotFound) =>
             {
                 Err(not_sent(&format!("no node received the command ({e})")))
@@ -183,7 +183,7 @@ impl RedisLink {
 /// appends are followed by `WAIT` (see [`RedisLink::lanes`]).
 fn lanes(cfg: &RedisConfig) -> usize {
     if cfg.replica_acks > 0 {
-        1 + crate::group_commit::MAX_GROUPS_IN_FLIGHT as usize
+        1 + crate::pipeline::group_commit::MAX_GROUPS_IN_FLIGHT as usize
     } else {
         1
     }
@@ -206,7 +206,7 @@ fn node_client(
         })?),
         None => None,
     };
-    let tls = crate::redis_tls::client_config(pem.as_deref()).map_err(invalid)?;
+    let tls = crate::stream::link::tls::client_config(pem.as_deref()).map_err(invalid)?;
     Ok((client, Some(tls)))
 }
 
@@ -225,13 +225,13 @@ async fn cluster(
         .max_retry_wait(250);
     if let (Some(path), true) = (&cfg.ca_file, cfg.tls) {
         let pem = std::fs::read(path)?;
-        crate::redis_tls::cluster_uses_ca(&pem)?;
+        crate::stream::link::tls::cluster_uses_ca(&pem)?;
         b = b.certs(redis::TlsCertificates {
             client_tls: None,
             root_cert: Some(pem),
         });
     }
-    crate::cluster_node::allow_connect_time(timeout);
+    crate::stream::link::cluster_node::allow_connect_time(timeout);
     b.build()?
         .get_async_generic_connection::<ClusterNode>()
         .await
@@ -265,8 +265,8 @@ impl ConnectionLike for RedisLink {
     }
 }
 
-pub use crate::probed_stream::not_sent;
-use crate::probed_stream::Probe;
+pub use crate::stream::link::probed_stream::not_sent;
+use crate::stream::link::probed_stream::Probe;
 
 /// Multiplexed connections to a node, plain TCP or TLS (one per lane; lane 0 is the main one),
 /// each reconnected on its next command once it is known dead (the server closed it, a write
@@ -293,7 +293,7 @@ struct Shared {
     /// The primary the Sentinel watcher learned last (a `+switch-master`): tried before asking
     /// the sentinels, which may not all have switched yet.
     announced: std::sync::Mutex<Option<(String, u16)>>,
-    watch: std::sync::Mutex<Option<crate::sentinel_watch::Watch>>,
+    watch: std::sync::Mutex<Option<crate::stream::link::sentinel::Watch>>,
     closed: AtomicBool,
 }
 
@@ -333,11 +333,12 @@ impl DirectLink {
         if let Some(s) = sentinel {
             // Weak: the watcher must not keep the link (and its connections) alive.
             let weak = Arc::downgrade(&link.shared);
-            let on_primary: crate::sentinel_watch::OnPrimary = Box::new(move |host, port| {
-                let shared = weak.upgrade()?;
-                Some(Box::pin(async move { shared.primary_is(host, port).await }))
-            });
-            let watch = crate::sentinel_watch::spawn(s, connect_timeout, on_primary);
+            let on_primary: crate::stream::link::sentinel::OnPrimary =
+                Box::new(move |host, port| {
+                    let shared = weak.upgrade()?;
+                    Some(Box::pin(async move { shared.primary_is(host, port).await }))
+                });
+            let watch = crate::stream::link::sentinel::spawn(s, connect_timeout, on_primary);
             *lock(&link.shared.watch) = Some(watch);
         }
         Ok(link)
@@ -428,10 +429,10 @@ impl DirectLink {
         };
         // No response timeout of the driver's (500 ms by default): every command is bounded by
         // the caller's budget, and WAIT may rightly take longer.
-        let (mut conn, probe) = crate::probed_stream::connect(
+        let (mut conn, probe) = crate::stream::link::probed_stream::connect(
             &host,
             port,
-            crate::redis_tls::for_addr(addr, tls)?,
+            crate::stream::link::tls::for_addr(addr, tls)?,
             client.get_connection_info().redis_settings(),
             redis::AsyncConnectionConfig::new().set_response_timeout(None),
         )
@@ -533,7 +534,9 @@ async fn sentinel_primary(s: &SentinelConfig, timeout: Duration) -> Result<Clien
     let mut last: Option<RedisError> = None;
     for (host, port) in &s.sentinels {
         let asked = async {
-            let client = Client::open(crate::sentinel_watch::sentinel_info(s, host, *port)?)?;
+            let client = Client::open(crate::stream::link::sentinel::sentinel_info(
+                s, host, *port,
+            )?)?;
             ask_sentinel(&client, &s.name).await
         };
         match tokio::time::timeout(timeout, asked).await {

@@ -14,16 +14,16 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQue
 use sqlx::{ConnectOptions, Execute, Executor, Postgres, Row};
 
 use crate::config::DatabaseConfig;
-use crate::envelope::PreparedEvent;
 use crate::errors::{Code, PublishError};
-use crate::sql_literal;
-use crate::warm_connection::WarmConnection;
+use crate::event::envelope::PreparedEvent;
+use crate::metadata::sql_literal;
+use crate::metadata::warm_connection::WarmConnection;
 
 /// A prepared statement with its parameters bound.
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 /// The DDL of the platform's Prisma migration for `event_metadata` (never run unless asked).
-pub const MIGRATION_SQL: &str = include_str!("../migrations/0001_event_metadata.sql");
+pub const MIGRATION_SQL: &str = include_str!("../../migrations/0001_event_metadata.sql");
 
 /// What the insert found for each event id that already had a row (a retry).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,7 +253,8 @@ fn pool(
         .acquire_timeout(acquire)
         .test_before_acquire(false)
         .before_acquire(move |_conn, meta| {
-            let opened_ms = crate::envelope::now_ms().saturating_sub(meta.age.as_millis() as u64);
+            let opened_ms =
+                crate::event::envelope::now_ms().saturating_sub(meta.age.as_millis() as u64);
             let keep = opened_ms > stale.load(Ordering::Relaxed);
             Box::pin(async move { Ok(keep) })
         })
@@ -714,7 +715,7 @@ impl MetadataStore {
                 if let sqlx::Error::Database(d) = &e {
                     if d.code().as_deref() == Some("25006") {
                         self.stale_before_ms
-                            .store(crate::envelope::now_ms(), Ordering::Relaxed);
+                            .store(crate::event::envelope::now_ms(), Ordering::Relaxed);
                     }
                 }
                 PublishError::database(what, &e)

@@ -1,5 +1,5 @@
 //! Logging on `tracing`: the publisher's code (and the drivers: sqlx logs through `tracing`,
-//! redis-rs through `log`, bridged by [`crate::log_bridge`]) emits events and spans; one [`RecordLayer`] per publisher turns the enabled ones into
+//! redis-rs through `log`, bridged by [`crate::logging::bridge`]) emits events and spans; one [`RecordLayer`] per publisher turns the enabled ones into
 //! [`LogRecord`]s for a [`LogSink`] (the caller's `logger` callback, wired in `binding.rs`, or
 //! JSON lines on stderr).
 //!
@@ -8,6 +8,8 @@
 //! their own records, and no global subscriber collides with another library's (or with a second
 //! copy of this addon). Filtering happens before anything is formatted: a disabled callsite costs
 //! tracing's level comparison and nothing else.
+
+pub mod bridge;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -26,7 +28,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::envelope::{iso_timestamp_ms, now_ms};
+use crate::event::envelope::{iso_timestamp_ms, now_ms};
 
 /// The target prefix of this crate's own events; a bare level in a filter applies to these.
 pub const OWN_TARGET: &str = "hyvve_event_publisher";
@@ -140,7 +142,7 @@ impl LogSink for StderrSink {
 /// counts records the sink could not take.
 /// While the dispatch lives, `log` records its filter wants are bridged to it.
 pub fn dispatch(filter: Targets, sink: Arc<dyn LogSink>, dropped: Arc<AtomicU64>) -> Dispatch {
-    let log_level = crate::log_bridge::register(&filter);
+    let log_level = crate::logging::bridge::register(&filter);
     let layer = RecordLayer {
         sink,
         dropped,
@@ -153,7 +155,7 @@ pub fn dispatch(filter: Targets, sink: Arc<dyn LogSink>, dropped: Arc<AtomicU64>
 pub struct RecordLayer {
     sink: Arc<dyn LogSink>,
     dropped: Arc<AtomicU64>,
-    _log_level: crate::log_bridge::LogLevelGuard,
+    _log_level: crate::logging::bridge::LogLevelGuard,
 }
 
 impl RecordLayer {

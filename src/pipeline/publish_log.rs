@@ -2,8 +2,8 @@
 //! field names are those of `logging::LogRecord` (`event_id` becomes `eventId` in JS).
 
 use crate::errors::PublishError;
-use crate::group_commit::{Job, Writer};
 use crate::logging::Joined;
+use crate::pipeline::group_commit::{Job, Writer};
 
 /// The ids of a job's events, for `event_ids`.
 fn ids(job: &Job) -> Vec<&str> {

@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 
-use crate::envelope::EventInput;
 use crate::errors::{Code, PublishError};
+use crate::event::envelope::EventInput;
 
 /// One event's fields besides `data`, in `index.js`'s `packBatch` order: type, tenantId, userId,
 /// correlationId, source, eventId, traceContext.

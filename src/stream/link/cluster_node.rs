@@ -1,7 +1,7 @@
 //! The connection redis-rs's Cluster connection keeps to each node: on a
-//! [`crate::probed_stream`] socket (plain TCP, or TLS over it: [`crate::redis_tls`]), so a
+//! [`crate::stream::link::probed_stream`] socket (plain TCP, or TLS over it: [`crate::stream::link::tls`]), so a
 //! command that never reached a live node fails as never sent, and every command whose attempt
-//! ended without a reply (it may have run) is noted in [`crate::sent_marks`].
+//! ended without a reply (it may have run) is noted in [`crate::stream::link::sent_marks`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use redis::{
     RedisFuture, Value,
 };
 
-use crate::probed_stream::{not_sent, Probe};
+use crate::stream::link::probed_stream::{not_sent, Probe};
 
 /// How long a node's TCP connect may take: the longest `timeoutMs` of the process's Cluster
 /// publishers (redis-rs hands [`Connect`] no way to read its own connection timeout).
@@ -31,7 +31,7 @@ pub fn allow_connect_time(timeout: Duration) {
 pub struct ClusterNode {
     conn: MultiplexedConnection,
     /// `None` on redis-rs's own connection (a Unix socket, or TLS whose CA this process cannot
-    /// tell: see [`crate::redis_tls::cluster_config`]): every I/O failure is noted.
+    /// tell: see [`crate::stream::link::tls::cluster_config`]): every I/O failure is noted.
     probe: Option<Arc<Probe>>,
 }
 
@@ -43,7 +43,7 @@ impl Connect for ClusterNode {
         async move {
             let info = info.into_connection_info()?;
             // Over TLS, the config of the node's CA (see redis_tls::cluster_config).
-            let tls = crate::redis_tls::cluster_config(info.addr());
+            let tls = crate::stream::link::tls::cluster_config(info.addr());
             let (host, port) = match (info.addr(), &tls) {
                 (ConnectionAddr::Tcp(host, port), _)
                 | (ConnectionAddr::TcpTls { host, port, .. }, Some(_)) => (host.clone(), *port),
@@ -53,9 +53,14 @@ impl Connect for ClusterNode {
                 }
             };
             let limit = Duration::from_millis(CONNECT_TIMEOUT_MS.load(Ordering::Acquire).max(1));
-            let tls = crate::redis_tls::for_addr(info.addr(), tls.as_ref())?;
-            let connect =
-                crate::probed_stream::connect(&host, port, tls, info.redis_settings(), config);
+            let tls = crate::stream::link::tls::for_addr(info.addr(), tls.as_ref())?;
+            let connect = crate::stream::link::probed_stream::connect(
+                &host,
+                port,
+                tls,
+                info.redis_settings(),
+                config,
+            );
             let (conn, probe) = tokio::time::timeout(limit, connect).await.map_err(|_| {
                 not_sent(&format!(
                     "connecting to {host}:{port} took longer than {} ms",
@@ -85,8 +90,8 @@ impl ClusterNode {
             (other, ..) => other,
         };
         if let Err(e) = &result {
-            if crate::sent_marks::reply_lost(e) {
-                crate::sent_marks::note(cmds);
+            if crate::stream::link::sent_marks::reply_lost(e) {
+                crate::stream::link::sent_marks::note(cmds);
             }
         }
         result

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::redis_connection::RedisLink;
+use crate::stream::link::redis_link::RedisLink;
 
 use crate::config::{RedisConfig, Retention};
 use crate::errors::{Code, PublishError};
-use crate::replica_wait::ReplicaWait;
+use crate::stream::replica_wait::ReplicaWait;
 
 /// Appends events, atomically for one call. KEYS[1] = stream, KEYS[2] = the group token's key,
 /// then the dedup key of each event that has one (every key the script touches is declared, as
@@ -100,7 +100,7 @@ impl StreamWriter {
         dedup_window_ms: u64,
         timeout: Duration,
     ) -> Result<Self, PublishError> {
-        let slot = crate::redis_keys::slot(stream);
+        let slot = crate::stream::keys::slot(stream);
         let (mut conn, kind) =
             tokio::time::timeout(timeout, RedisLink::connect(cfg, slot, timeout))
                 .await
@@ -131,7 +131,7 @@ impl StreamWriter {
         Ok(StreamWriter {
             conn,
             // Every key the script touches hashes to the stream's cluster slot.
-            dedup_prefix: crate::redis_keys::key_prefix(stream),
+            dedup_prefix: crate::stream::keys::key_prefix(stream),
             stream: stream.to_string(),
             trim_kind,
             trim_arg,
@@ -171,7 +171,7 @@ impl StreamWriter {
         // With replicaAcks, WAIT goes in the same request: it counts the replicas holding this
         // connection's writes, so it must run on the connection (and node) of the append; sent
         // alone it could go out on a new connection after a reconnect and count nothing.
-        let token = token.get_or_init(crate::ids::new_id).as_str();
+        let token = token.get_or_init(crate::event::ids::new_id).as_str();
         // The group-token key is this group's alone: what a Cluster's retries are watched by.
         let token_key = format!("{}g:{token}", self.dedup_prefix);
         let lane = self.replicas.conn(&self.conn).await;
@@ -231,7 +231,7 @@ impl StreamWriter {
         if again || e.dedup_id.is_some() || e.retried {
             return None;
         }
-        let ms = crate::entry_ids::EntryId::parse(e.proposed)?.ms;
+        let ms = crate::stream::entry_ids::EntryId::parse(e.proposed)?.ms;
         if ms > now + MAX_AHEAD_MS || ms + MAX_BEHIND_MS < now {
             return None;
         }
@@ -326,7 +326,7 @@ impl StreamWriter {
         // The range of the proposals' times, so the script checks the bounds once per group.
         let times = events
             .iter()
-            .filter_map(|e| crate::entry_ids::EntryId::parse(e.proposed).map(|id| id.ms));
+            .filter_map(|e| crate::stream::entry_ids::EntryId::parse(e.proposed).map(|id| id.ms));
         match times.clone().min().zip(times.max()) {
             Some((lo, hi)) => c.arg(lo).arg(hi),
             None => c.arg("").arg(""),
@@ -386,7 +386,8 @@ impl StreamWriter {
         let mut asked = Vec::with_capacity(rows.len());
         for (stream_id, _) in rows {
             // '0-0' (and anything else that is no entry ID) cannot be an entry.
-            let ok = crate::entry_ids::EntryId::parse(stream_id).is_some_and(|id| id.ms > 0);
+            let ok =
+                crate::stream::entry_ids::EntryId::parse(stream_id).is_some_and(|id| id.ms > 0);
             if ok {
                 pipe.cmd("XRANGE")
                     .arg(&self.stream)
@@ -438,7 +439,7 @@ impl StreamWriter {
         };
         if let Some(id) = info_field(&info, "max-deleted-entry-id") {
             return Ok(Some(
-                crate::entry_ids::EntryId::parse(&id).map_or(0, |i| i.ms),
+                crate::stream::entry_ids::EntryId::parse(&id).map_or(0, |i| i.ms),
             ));
         }
         Ok(self.first_entry_ms().await?.or(Some(0)))
@@ -462,7 +463,7 @@ impl StreamWriter {
         Ok(first
             .ids
             .first()
-            .and_then(|e| crate::entry_ids::EntryId::parse(&e.id))
+            .and_then(|e| crate::stream::entry_ids::EntryId::parse(&e.id))
             .map(|id| id.ms))
     }
 
@@ -594,7 +595,7 @@ fn envelope_event_id(json: &str) -> Option<&str> {
 
 fn json_string(s: &str) -> String {
     let mut out = String::new();
-    crate::envelope::push_json_string(&mut out, s);
+    crate::event::envelope::push_json_string(&mut out, s);
     out
 }
 

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::errors::PublishError;
-use crate::{ids, validate};
+use crate::event::{ids, validate};
 
 /// The envelope's `version`.
 pub const ENVELOPE_VERSION: &str = "1.0";

@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisError};
 
-use crate::redis_topology::SentinelConfig;
+use crate::config::redis::SentinelConfig;
 
 /// The channel on which a sentinel announces `<name> <old-ip> <old-port> <new-ip> <new-port>`.
 const CHANNEL: &str = "+switch-master";
@@ -109,7 +109,7 @@ async fn listen(
         // Subscribed first, then asked: a switch after the answer arrives on the channel.
         let now = tokio::time::timeout(
             timeout,
-            crate::redis_connection::ask_sentinel(&client, &cfg.name),
+            crate::stream::link::redis_link::ask_sentinel(&client, &cfg.name),
         )
         .await
         .map_err(bounded("SENTINEL get-master-addr-by-name"))??;
@@ -132,7 +132,7 @@ async fn listen(
         tokio::select! {
             msg = stream.next() => {
                 let Some(msg) = msg else {
-                    return Listened::Subscribed(crate::redis_connection::not_sent("the sentinel closed the connection"));
+                    return Listened::Subscribed(crate::stream::link::redis_link::not_sent("the sentinel closed the connection"));
                 };
                 let payload: String = match msg.get_payload() {
                     Ok(p) => p,

@@ -11,14 +11,14 @@ use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::instrument::WithSubscriber;
 use tracing::Dispatch;
 
-use crate::circuit::Circuit;
-use crate::entry_ids::EntryIdClock;
-use crate::envelope::PreparedEvent;
 use crate::errors::PublishError;
-use crate::metadata_store::MetadataStore;
+use crate::event::envelope::PreparedEvent;
+use crate::metadata::store::MetadataStore;
 use crate::metrics::{Metrics, Stage};
-use crate::publisher::InFlight;
-use crate::stream_writer::StreamWriter;
+use crate::pipeline::circuit::Circuit;
+use crate::pipeline::publisher::InFlight;
+use crate::stream::entry_ids::EntryIdClock;
+use crate::stream::writer::StreamWriter;
 
 /// Most events coalesced into one group of single publishes (a batch is never split).
 const MAX_GROUP_EVENTS: usize = 1024;

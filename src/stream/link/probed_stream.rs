@@ -2,7 +2,7 @@
 //! server had already closed the connection before a write, and how many writes went out, so a
 //! command that never reached a live server can be told from one whose reply was lost (redis-rs
 //! reports both as the same "connection dropped" error). Over TLS the TLS stream sits on this
-//! socket ([`crate::redis_tls`]), so the same holds.
+//! socket ([`crate::stream::link::tls`]), so the same holds.
 
 use std::io;
 use std::pin::Pin;
@@ -68,7 +68,7 @@ pub fn not_sent(why: &str) -> RedisError {
 pub async fn connect(
     host: &str,
     port: u16,
-    tls: Option<crate::redis_tls::Tls>,
+    tls: Option<crate::stream::link::tls::Tls>,
     info: &RedisConnectionInfo,
     config: AsyncConnectionConfig,
 ) -> Result<(MultiplexedConnection, Arc<Probe>), RedisError> {

@@ -1,0 +1,3 @@
+pub mod envelope;
+pub mod ids;
+pub mod validate;
