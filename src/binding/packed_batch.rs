@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::errors::{Code, PublishError};
-use crate::event::envelope::EventInput;
+use crate::event::EventInput;
 
 /// One event's fields besides `data`, in `index.js`'s `packBatch` order: type, tenantId, userId,
 /// correlationId, source, eventId, traceContext.

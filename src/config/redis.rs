@@ -234,6 +234,80 @@ pub fn replica_acks(option: Option<f64>, env: Option<String>) -> Result<u32, Pub
     Ok(v as u32)
 }
 
+/// Where and how to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// The URL as given (may hold a password; never printed).
+    pub url: String,
+    /// The URL without its password, for messages.
+    pub display: String,
+    /// `rediss://`.
+    pub tls: bool,
+    /// Extra CA to trust.
+    pub ca_file: Option<String>,
+    /// `url` came from `redisUrl` or `REDIS_URL` (not the local default).
+    pub given: bool,
+    /// The deployment (one node, Cluster seeds, Sentinel).
+    pub topology: crate::config::redis::Topology,
+    /// Replicas to wait for after each append (0: none).
+    pub replica_acks: u32,
+}
+
+/// The Redis URL: the option, else `REDIS_URL`, else `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`,
+/// else the local default.
+pub(super) fn redis_config(
+    url: Option<String>,
+    ca_file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RedisConfig, PublishError> {
+    let given = url.is_some() || env("REDIS_URL").is_some();
+    let url = match url.or_else(|| env("REDIS_URL")) {
+        Some(u) => u,
+        None => {
+            let host = env("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into());
+            let port = env("REDIS_PORT").unwrap_or_else(|| "6379".into());
+            match env("REDIS_PASSWORD") {
+                Some(p) => format!("redis://:{}@{host}:{port}/0", percent_encode(&p)),
+                None => format!("redis://{host}:{port}/0"),
+            }
+        }
+    };
+    let base = |tls| RedisConfig {
+        display: redact(&url),
+        url: url.clone(),
+        tls,
+        ca_file: ca_file.clone(),
+        topology: Topology::Node,
+        replica_acks: 0,
+        given,
+    };
+    // Parsed by `resolve` below (its host list is no URL authority).
+    if url.starts_with("redis+sentinel://") {
+        return Ok(base(false));
+    }
+    let parsed = url::Url::parse(&url)
+        .map_err(|e| PublishError::config(format!("redisUrl is not a valid URL ({e})")))?;
+    let tls = match parsed.scheme() {
+        "redis" => false,
+        "rediss" => true,
+        other => {
+            return Err(PublishError::config(format!(
+            "redisUrl must start with redis://, rediss:// or redis+sentinel://, got '{other}://'"
+        )))
+        }
+    };
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(PublishError::config("redisUrl has no host"));
+    }
+    Ok(base(tls))
+}
+
+fn percent_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +437,16 @@ mod tests {
         assert!(replica_acks(Some(-1.0), None).is_err());
         assert!(replica_acks(Some(1.5), None).is_err());
         assert!(replica_acks(None, Some("x".into())).is_err());
+    }
+
+    #[test]
+    fn redis_url_from_parts_keeps_password_out_of_display() {
+        let c = redis_config(Some("rediss://:s3cret@cache:6380/0".into()), None, &|_| {
+            None
+        })
+        .unwrap();
+        assert!(c.tls);
+        assert!(!c.display.contains("s3cret"));
+        assert!(c.url.contains("s3cret"));
     }
 }

@@ -34,6 +34,7 @@ pub fn new_row_id() -> String {
 }
 
 /// Whether `id` has the shape of a CUID2 id as `createId()` makes it.
+#[cfg(test)]
 pub fn is_cuid2_shape(id: &str) -> bool {
     id.len() == 24
         && id.as_bytes()[0].is_ascii_lowercase()

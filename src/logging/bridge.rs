@@ -13,7 +13,7 @@ use std::sync::{Mutex, OnceLock};
 use tracing_log::AsLog;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
-use crate::logging::OWN_TARGET;
+use super::filter::OWN_TARGET;
 
 /// Live publishers per most verbose driver level, indexed by `log::LevelFilter as usize`
 /// (0 = off … 5 = trace).

@@ -12,19 +12,17 @@ use tracing::instrument::WithSubscriber;
 use tracing::Dispatch;
 
 use crate::errors::PublishError;
-use crate::event::envelope::PreparedEvent;
-use crate::metadata::store::MetadataStore;
+use crate::event::PreparedEvent;
+use crate::metadata::MetadataStore;
 use crate::metrics::{Metrics, Stage};
+use crate::pipeline::admission::InFlight;
 use crate::pipeline::circuit::Circuit;
-use crate::pipeline::publisher::InFlight;
-use crate::stream::entry_ids::EntryIdClock;
-use crate::stream::writer::StreamWriter;
+use crate::stream::EntryIdClock;
+use crate::stream::StreamWriter;
 
 /// Most events coalesced into one group of single publishes (a batch is never split).
 const MAX_GROUP_EVENTS: usize = 1024;
-/// Most groups being written at once (bounded by the pool size). Measured here with 64 publishes
-/// in flight: 1 group ≈ 6 k events/s, 4 ≈ 11–12 k, 8 ≈ 9 k (smaller groups, more commits).
-pub(crate) const MAX_GROUPS_IN_FLIGHT: u32 = 4;
+
 /// Longest wait for a group to fill up to the size of the previous one (never on the idle path:
 /// after a group of one, the next group goes out at once).
 const GATHER_WAIT: Duration = Duration::from_millis(1);
@@ -50,7 +48,7 @@ pub(crate) struct Writer {
     pub(crate) store: MetadataStore,
     /// The publisher's log dispatch; leaders' tasks carry it.
     pub(crate) dispatch: Dispatch,
-    pub(crate) circuit: Circuit,
+    pub(crate) circuit: Arc<Circuit>,
     pub(crate) timeout: Duration,
     pub(crate) in_flight: Arc<InFlight>,
     pub(crate) queue: Mutex<Vec<Job>>,
@@ -71,7 +69,7 @@ impl Writer {
         stream_name: String,
         store: MetadataStore,
         dispatch: Dispatch,
-        circuit: Circuit,
+        circuit: Arc<Circuit>,
         timeout: Duration,
         in_flight: Arc<InFlight>,
         pool_size: u32,
@@ -90,7 +88,7 @@ impl Writer {
             queue: Mutex::new(Vec::new()),
             arrived: Notify::new(),
             slots: Arc::new(Semaphore::new(
-                pool_size.clamp(1, MAX_GROUPS_IN_FLIGHT) as usize
+                pool_size.clamp(1, crate::config::MAX_GROUPS_IN_FLIGHT) as usize,
             )),
             last_group_jobs: AtomicUsize::new(1),
             entry_ids,

@@ -9,14 +9,14 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::errors::{Code, PublishError};
-use crate::event::envelope::PreparedEvent;
+use crate::event::PreparedEvent;
 use crate::logging::Joined;
-use crate::metadata::store::ExistingRow;
+use crate::metadata::ExistingRow;
 use crate::metrics::Stage;
 use crate::pipeline::group_commit::{Job, Writer};
 use crate::pipeline::retry::retry;
-use crate::stream::entry_ids::host_now_us;
-use crate::stream::writer::Append;
+use crate::stream::host_now_us;
+use crate::stream::Append;
 
 /// Rows per INSERT/UPDATE statement of a large group; chunks run on parallel connections.
 const ROWS_PER_STATEMENT: usize = 250;

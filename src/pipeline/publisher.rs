@@ -5,24 +5,26 @@
 //! of a group (reserved ID → row → entry → `stream_id`, undo) in `group_write`, the retry decision
 //! in `retry`, the repair of rows a crashed process left in `reconcile`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 use tracing::instrument::WithSubscriber;
 use tracing::Dispatch;
 
+use super::admission::{Admission, InFlight};
 use crate::config::{Config, EntryIds};
 use crate::errors::{Code, PublishError};
-use crate::event::envelope::{EventInput, PreparedEvent};
+use crate::event::{EventInput, PreparedEvent};
 use crate::logging::LogSink;
-use crate::metadata::store::MetadataStore;
+use crate::metadata::MetadataStore;
 use crate::metrics::{Gauges, Operation, Snapshot};
 use crate::pipeline::circuit::{Admit, Circuit};
 use crate::pipeline::group_commit::{Job, Writer};
-use crate::stream::entry_ids::{host_now_us, EntryIdClock};
-use crate::stream::writer::StreamWriter;
+use crate::stream::StreamWriter;
+use crate::stream::{host_now_us, EntryIdClock};
 
 /// What `health()` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,49 +35,6 @@ pub struct Health {
     pub database: bool,
     /// `closed`, `open` or `half-open`.
     pub circuit: &'static str,
-}
-
-/// Counts events admitted but not yet settled, so `close()` can wait for them.
-#[derive(Default)]
-pub(crate) struct InFlight {
-    events: AtomicUsize,
-    idle: Notify,
-}
-
-impl InFlight {
-    pub(crate) fn done(&self, n: usize) {
-        if self.events.fetch_sub(n, Ordering::AcqRel) == n {
-            self.idle.notify_waiters();
-        }
-    }
-}
-
-/// Room reserved for `n` events by `Publisher::admit`. Dropped unused (bad input, a dropped
-/// call), it gives the room back and ends a circuit-breaker trial without counting it.
-pub struct Admission {
-    in_flight: Arc<InFlight>,
-    writer: Arc<Writer>,
-    n: usize,
-    trial: bool,
-}
-
-impl Admission {
-    /// Hands the reservation over to a job; returns whether it is the circuit's trial.
-    fn take(&mut self) -> bool {
-        self.n = 0;
-        std::mem::take(&mut self.trial)
-    }
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        if self.n > 0 {
-            self.in_flight.done(self.n);
-        }
-        if self.trial {
-            self.writer.circuit.record(Err(Code::InvalidEvent), true);
-        }
-    }
 }
 
 /// A connected publisher. Cheap to clone; all clones share one set of connections.
@@ -146,7 +105,7 @@ impl Publisher {
             cfg.stream.clone(),
             store,
             dispatch,
-            Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown),
+            Arc::new(Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown)),
             cfg.timeout,
             in_flight.clone(),
             cfg.database.pool_size,
@@ -175,25 +134,40 @@ impl Publisher {
         created
     }
 
-    /// Publishes one event; resolves to its event id once its row and entry are both written.
-    pub async fn publish(&self, input: EventInput) -> Result<String, PublishError> {
+    /// Starts a publish of one event: admits it now, in the caller's thread (so a publish made
+    /// before `close()` is admitted before `close()` starts waiting), and returns the write, which
+    /// resolves to the event id once its row and entry are both written. Refuses at once with
+    /// `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
+    pub fn start_publish(
+        &self,
+        input: EventInput,
+    ) -> Result<impl Future<Output = Result<String, PublishError>> + Send + 'static, PublishError>
+    {
         let admission = self.admit(1)?;
-        self.publish_admitted(admission, input).await
+        let p = self.clone();
+        Ok(async move { p.publish_admitted(admission, input).await })
     }
 
-    /// Publishes events atomically; resolves to their ids in input order.
-    pub async fn publish_batch(
+    /// Starts a publish of `count` events atomically, admitted now as [`Self::start_publish`]
+    /// does; `unpack` yields the events on the worker (the binding's packed form is unpacked off
+    /// the JS thread). Resolves to their ids in input order.
+    pub fn start_publish_batch(
         &self,
-        inputs: Vec<EventInput>,
-    ) -> Result<Vec<String>, PublishError> {
-        let admission = self.admit(inputs.len())?;
-        self.publish_batch_admitted(admission, inputs).await
+        count: usize,
+        unpack: impl FnOnce() -> Result<Vec<EventInput>, PublishError> + Send + 'static,
+    ) -> Result<
+        impl Future<Output = Result<Vec<String>, PublishError>> + Send + 'static,
+        PublishError,
+    > {
+        let admission = self.admit(count)?;
+        let p = self.clone();
+        Ok(async move { p.publish_batch_admitted(admission, unpack()?).await })
     }
 
     /// Reserves room for `n` events, synchronously: the binding calls it in the caller's thread,
     /// so publishes made before `close()` are admitted before `close()` starts waiting. Refuses
     /// with `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
-    pub fn admit(&self, n: usize) -> Result<Admission, PublishError> {
+    fn admit(&self, n: usize) -> Result<Admission, PublishError> {
         let admitted = self.try_admit(n);
         if let Err(e) = &admitted {
             self.inner.writer.metrics.sent(n, Some(e.code));
@@ -208,7 +182,7 @@ impl Publisher {
         let before = inner.in_flight.events.fetch_add(n, Ordering::SeqCst);
         let mut admission = Admission {
             in_flight: inner.in_flight.clone(),
-            writer: inner.writer.clone(),
+            circuit: inner.writer.circuit.clone(),
             n,
             trial: false,
         };
@@ -229,7 +203,7 @@ impl Publisher {
     }
 
     /// `publish` after `admit(1)`.
-    pub async fn publish_admitted(
+    async fn publish_admitted(
         &self,
         admission: Admission,
         input: EventInput,
@@ -274,7 +248,7 @@ impl Publisher {
     }
 
     /// `publish_batch` after `admit(inputs.len())`.
-    pub async fn publish_batch_admitted(
+    async fn publish_batch_admitted(
         &self,
         admission: Admission,
         inputs: Vec<EventInput>,
@@ -297,7 +271,7 @@ impl Publisher {
         admission: Admission,
         inputs: Vec<EventInput>,
     ) -> Result<Vec<String>, PublishError> {
-        let events = crate::event::envelope::prepare_batch(
+        let events = crate::event::prepare_batch(
             inputs,
             &self.inner.default_source,
             self.inner.max_payload_bytes,

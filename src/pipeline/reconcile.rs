@@ -1,9 +1,9 @@
 //! Repair of rows a crashed process may have left: PENDING rows whose `stream_id` holds no entry.
 
 use crate::errors::PublishError;
-use crate::metadata::store::PendingRow;
+use crate::metadata::PendingRow;
 use crate::pipeline::publisher::Publisher;
-use crate::stream::writer::SLACK_MS;
+use crate::stream::SLACK_MS;
 
 /// What `reconcile()` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

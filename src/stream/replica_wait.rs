@@ -8,8 +8,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::RedisConfig;
 use crate::errors::{Code, PublishError};
-use crate::stream::link::redis_link::RedisLink;
-use crate::stream::writer::next_reply;
+use crate::stream::link::next_reply;
+use crate::stream::link::RedisLink;
 
 /// How late Redis may answer a WAIT that timed out: it checks blocked clients' timeouts between
 /// event-loop turns, which an idle server takes every 1000/`hz` ms (100 ms at the default `hz`
@@ -60,7 +60,7 @@ impl ReplicaWait {
         timeout: Duration,
     ) -> Result<Self, PublishError> {
         let lanes = if cfg.replica_acks > 0 {
-            let n = crate::pipeline::group_commit::MAX_GROUPS_IN_FLIGHT as usize;
+            let n = crate::config::MAX_GROUPS_IN_FLIGHT as usize;
             let links = conn.lanes(cfg, slot, timeout, n).await?;
             Some(Arc::new(Lanes {
                 available: Semaphore::new(links.len()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::stream::link::redis_link::RedisLink;
+use crate::stream::link::{next_reply, RedisLink};
 
 use crate::config::{RedisConfig, Retention};
 use crate::errors::{Code, PublishError};
@@ -171,7 +171,7 @@ impl StreamWriter {
         // With replicaAcks, WAIT goes in the same request: it counts the replicas holding this
         // connection's writes, so it must run on the connection (and node) of the append; sent
         // alone it could go out on a new connection after a reconnect and count nothing.
-        let token = token.get_or_init(crate::event::ids::new_id).as_str();
+        let token = token.get_or_init(crate::event::new_id).as_str();
         // The group-token key is this group's alone: what a Cluster's retries are watched by.
         let token_key = format!("{}g:{token}", self.dedup_prefix);
         let lane = self.replicas.conn(&self.conn).await;
@@ -554,18 +554,6 @@ impl StreamWriter {
     }
 }
 
-/// The next reply of a pipeline, as `T`; `what` names the command in the error.
-pub(crate) fn next_reply<T: redis::FromRedisValue>(
-    replies: &mut impl Iterator<Item = redis::Value>,
-    what: &str,
-) -> Result<T, PublishError> {
-    let bad = |m: String| PublishError::new(Code::Redis, m);
-    let v = replies
-        .next()
-        .ok_or_else(|| bad(format!("no reply to {what}")))?;
-    redis::FromRedisValue::from_redis_value(v).map_err(|e| bad(format!("{what} reply: {e}")))
-}
-
 /// A string field of an `XINFO` reply (RESP2 flat array or RESP3 map).
 fn info_field(v: &redis::Value, name: &str) -> Option<String> {
     use redis::Value;
@@ -595,7 +583,7 @@ fn envelope_event_id(json: &str) -> Option<&str> {
 
 fn json_string(s: &str) -> String {
     let mut out = String::new();
-    crate::event::envelope::push_json_string(&mut out, s);
+    crate::event::push_json_string(&mut out, s);
     out
 }
 

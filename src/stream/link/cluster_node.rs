@@ -1,7 +1,7 @@
 //! The connection redis-rs's Cluster connection keeps to each node: on a
-//! [`crate::stream::link::probed_stream`] socket (plain TCP, or TLS over it: [`crate::stream::link::tls`]), so a
+//! [`super::probed_stream`] socket (plain TCP, or TLS over it: [`super::tls`]), so a
 //! command that never reached a live node fails as never sent, and every command whose attempt
-//! ended without a reply (it may have run) is noted in [`crate::stream::link::sent_marks`].
+//! ended without a reply (it may have run) is noted in [`super::sent_marks`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub fn allow_connect_time(timeout: Duration) {
 pub struct ClusterNode {
     conn: MultiplexedConnection,
     /// `None` on redis-rs's own connection (a Unix socket, or TLS whose CA this process cannot
-    /// tell: see [`crate::stream::link::tls::cluster_config`]): every I/O failure is noted.
+    /// tell: see [`super::tls::cluster_config`]): every I/O failure is noted.
     probe: Option<Arc<Probe>>,
 }
 

@@ -2,7 +2,7 @@
 //! server had already closed the connection before a write, and how many writes went out, so a
 //! command that never reached a live server can be told from one whose reply was lost (redis-rs
 //! reports both as the same "connection dropped" error). Over TLS the TLS stream sits on this
-//! socket ([`crate::stream::link::tls`]), so the same holds.
+//! socket ([`super::tls`]), so the same holds.
 
 use std::io;
 use std::pin::Pin;

@@ -16,7 +16,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisError};
 
-use crate::config::redis::SentinelConfig;
+use super::probed_stream::not_sent;
+use crate::config::SentinelConfig;
 
 /// The channel on which a sentinel announces `<name> <old-ip> <old-port> <new-ip> <new-port>`.
 const CHANNEL: &str = "+switch-master";
@@ -107,12 +108,9 @@ async fn listen(
             .await
             .map_err(bounded("SUBSCRIBE"))??;
         // Subscribed first, then asked: a switch after the answer arrives on the channel.
-        let now = tokio::time::timeout(
-            timeout,
-            crate::stream::link::redis_link::ask_sentinel(&client, &cfg.name),
-        )
-        .await
-        .map_err(bounded("SENTINEL get-master-addr-by-name"))??;
+        let now = tokio::time::timeout(timeout, ask_sentinel(&client, &cfg.name))
+            .await
+            .map_err(bounded("SENTINEL get-master-addr-by-name"))??;
         Ok::<_, RedisError>((sink, stream, now))
     };
     let (mut sink, mut stream, now) = match subscribed.await {
@@ -132,7 +130,7 @@ async fn listen(
         tokio::select! {
             msg = stream.next() => {
                 let Some(msg) = msg else {
-                    return Listened::Subscribed(crate::stream::link::redis_link::not_sent("the sentinel closed the connection"));
+                    return Listened::Subscribed(not_sent("the sentinel closed the connection"));
                 };
                 let payload: String = match msg.get_payload() {
                     Ok(p) => p,
@@ -178,6 +176,64 @@ fn switched_to(payload: &str, name: &str) -> Option<(String, u16)> {
         [n, _, _, host, port] if *n == name => Some((host.to_string(), port.parse().ok()?)),
         _ => None,
     }
+}
+
+/// A client for the primary at `host:port` (with the primary's password).
+pub(super) fn primary_client(
+    s: &SentinelConfig,
+    host: String,
+    port: u16,
+) -> Result<Client, RedisError> {
+    let node = ConnectionAddr::Tcp(host, port).into_connection_info()?;
+    let node = match &s.password {
+        Some(pw) => {
+            node.set_redis_settings(redis::RedisConnectionInfo::default().set_password(pw.clone()))
+        }
+        None => node,
+    };
+    Client::open(node)
+}
+
+/// `SENTINEL get-master-addr-by-name` of one sentinel.
+async fn ask_sentinel(sentinel: &Client, name: &str) -> Result<Option<(String, u16)>, RedisError> {
+    let mut c = sentinel.get_multiplexed_async_connection().await?;
+    redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(name)
+        .query_async(&mut c)
+        .await
+}
+
+/// Asks the sentinels, in turn, for the address of the primary `s.name`; returns a client for
+/// it (with the primary's password).
+pub(super) async fn sentinel_primary(
+    s: &SentinelConfig,
+    timeout: Duration,
+) -> Result<Client, RedisError> {
+    let mut last: Option<RedisError> = None;
+    for (host, port) in &s.sentinels {
+        let asked = async {
+            let client = Client::open(sentinel_info(s, host, *port)?)?;
+            ask_sentinel(&client, &s.name).await
+        };
+        match tokio::time::timeout(timeout, asked).await {
+            Ok(Ok(Some((h, p)))) => return primary_client(s, h, p),
+            Ok(Ok(None)) => {
+                last = Some(not_sent(&format!(
+                    "sentinel {host}:{port} does not know a primary named '{}'",
+                    s.name
+                )))
+            }
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(not_sent(&format!("sentinel {host}:{port} did not answer"))),
+        }
+    }
+    // The command was not sent to any primary.
+    Err(not_sent(&format!(
+        "no sentinel named the primary '{}' ({})",
+        s.name,
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
 }
 
 #[cfg(test)]

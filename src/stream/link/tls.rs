@@ -1,4 +1,4 @@
-//! TLS for the Redis connections made on a probed socket ([`crate::stream::link::probed_stream`]): the same
+//! TLS for the Redis connections made on a probed socket ([`super::probed_stream`]): the same
 //! trust redis-rs gives a `rediss://` URL, so the TLS stream can sit on that socket instead of
 //! one redis-rs opens itself (whose outages it cannot classify). As in redis-rs 1.8
 //! (`create_rustls_config`): the webpki roots, or only the certificates of `redisCaFile` when it
