@@ -28,7 +28,7 @@ class EventPublisherError extends Error {
 }
 
 // Native errors carry their code as a message prefix: "ERR_X: text", or "?ERR_X: text" when the
-// outcome is unknown. See src/binding.rs (to_napi).
+// outcome is unknown. See src/binding/error.rs (to_napi).
 const NATIVE_ERROR = /^(\??)(ERR_[A-Z_]+): ([\s\S]*)$/;
 
 function fromNative(err) {
