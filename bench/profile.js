@@ -6,7 +6,7 @@
 //
 //   # symbols kept, Metrics::* out of line (feature `profiling`) so callgrind can name them:
 //   CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-//     npx napi build --platform --release --features profiling --js binding.js --dts binding.d.ts
+//     npx napi build --platform --release --features profiling --no-js --dts binding.d.ts
 //   TEST_DATABASE_URL=postgres://root@127.0.0.1:5432/<db>?sslmode=disable \
 //     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p node bench/profile.js --log off
 //   callgrind_annotate --inclusive=yes /tmp/cg.<pid> | grep -E 'Metrics::|Histogram::'
