@@ -17,7 +17,7 @@ const TARGETS = [
 ];
 /** The oldest glibc the published linux-*-gnu binaries load on (built with zig against 2.17). */
 const GLIBC_FLOOR = '2.17';
-const DOCS = 'docs/install-errors.md in the @hyvve/event-publisher repository';
+const DOCS = 'the "Install errors" section of docs/packaging.md in the @hyvve/event-publisher repository';
 
 /**
  * The running runtime's libc, asked of the runtime itself: `glibcVersionRuntime` is in Node's
