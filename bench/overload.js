@@ -156,6 +156,23 @@ async function stallRun(stores, impl, o, rep) {
   return { impl, before, peak, after, samples, ok: settled.ok, codes: settled.codes, health: settled.health };
 }
 
+/**
+ * SLOWLOG is wall-clock: on a machine busy with other work a command is preempted mid-way. Redis
+ * gets a real-time priority for the batch runs (SCHED_FIFO 1, root only; it sleeps in epoll
+ * between commands) so that both builds' figures are their commands' own length.
+ */
+function favour(pid) {
+  for (const [cmd, args] of [['chrt', ['-f', '-p', '1', String(pid)]], ['renice', ['-n', '-10', '-p', String(pid)]]]) {
+    try {
+      require('node:child_process').execFileSync(cmd, args, { stdio: 'ignore' });
+      return cmd;
+    } catch {
+      // next
+    }
+  }
+  return 'none';
+}
+
 async function batchRun(stores, impl, size, rep) {
   const Redis = require('ioredis');
   const c = spawnChild();
@@ -293,6 +310,7 @@ async function main() {
       chart(last, path.join(path.dirname(o.out), path.basename(o.out, '.md') + '.svg'), `time since SIGSTOP (SIGCONT at ${o.stallMs / 1000} s): RSS of the publishing process`);
     }
     if (o.scenario.includes('batch')) {
+      const priority = favour(stores.redis.pid);
       const runs = [];
       for (let rep = 0; rep < o.reps; rep++) {
         for (const size of o.sizes) {
@@ -312,7 +330,7 @@ async function main() {
           md.push(`| ${size.toLocaleString('en-US')} | ${impl} | ${f0(median(rs.map((r) => r.eventsPerSec)))} | ${Math.max(...rs.map((r) => r.longestMs)).toFixed(2)} | ${f1(Math.max(...rs.map((r) => r.worstPingMs)))} | ${errors.length ? `${errors.length} of ${rs.length}: ${[...new Set(errors)].join(', ')}` : '0'} |`);
         }
       }
-      md.push('', 'events/s: median; SLOWLOG threshold 1 ms (commands under 1 ms show 0).', '');
+      md.push('', `events/s: median; SLOWLOG threshold 1 ms (commands under 1 ms show 0); Redis's priority: ${priority === 'chrt' ? 'SCHED_FIFO 1' : priority === 'renice' ? 'nice -10' : 'normal'}.`, '');
     }
   } finally {
     await stores.stop();

@@ -9,7 +9,7 @@
 // an append-only file, so what it acknowledged survives) between parts.
 
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const { EventPublisher } = require('../..');
 const { DATABASE_URL, uid, ensureDatabase, pgClient, privateRedis } = require('../support/stores');
 
@@ -79,6 +79,7 @@ async function expectExactly(c, stream, tenant, ids) {
 
 function pingLoop(url) {
   const child = spawn(process.execPath, [path.join(__dirname, 'ping-loop.js'), url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  favour(child.pid);
   let out = '';
   child.stdout.on('data', (d) => {
     out += d;
@@ -106,11 +107,31 @@ async function publisherSlowlog(c) {
     .sort((a, b) => b.ms - a.ms);
 }
 
+/**
+ * SLOWLOG and a PING's wait are wall-clock times: on a machine whose CPUs are busy with other work
+ * a command is preempted mid-way (here a single-entry XADD once showed 28 ms, a 500-event call
+ * 27 ms). The server and the PING loop run with a real-time priority (SCHED_FIFO 1; we are root in
+ * CI; both sleep in epoll between commands, so they take no CPU from the rest), so that what is
+ * measured is the command's own length, not the scheduler's; failing that, niced; failing both,
+ * measured as they come.
+ */
+function favour(pid) {
+  for (const [cmd, args] of [['chrt', ['-f', '-p', '1', String(pid)]], ['renice', ['-n', '-10', '-p', String(pid)]]]) {
+    try {
+      execFileSync(cmd, args, { stdio: 'ignore' });
+      return;
+    } catch {
+      // not permitted or not installed: the next, or as is
+    }
+  }
+}
+
 describe('the longest command whatever the batch size', () => {
   let r;
   let c;
   beforeAll(async () => {
     r = await server();
+    favour(r.pid);
     c = await r.client();
   });
   afterAll(() => c && c.disconnect());
@@ -125,9 +146,15 @@ describe('the longest command whatever the batch size', () => {
     const ping = pingLoop(r.url);
     await ping.ready;
     const t0 = Date.now();
-    const ids = await p.publishBatch(events);
+    let ids;
+    let pinged;
+    try {
+      ids = await p.publishBatch(events);
+    } finally {
+      pinged = await ping.stop();
+    }
     const ms = Date.now() - t0;
-    const { worstMs, count } = await ping.stop();
+    const { worstMs, count } = pinged;
     const slow = await publisherSlowlog(c);
     console.log(`publishBatch ${n}: ${ms} ms; longest publisher command ${slow.length ? `${slow[0].ms} ms (${slow[0].cmd})` : 'under 1 ms'}; worst PING ${worstMs.toFixed(1)} ms of ${count}`);
     expect(ids).toHaveLength(n);

@@ -67,6 +67,9 @@ test('circuit open after an outcome-unknown attempt: the retry is rejected ERR_C
   const eventId = uid('evt');
   const ctx = { tenantId: uid('ws'), userId: 'u', eventId };
   await unknownAttempt(r, p, ctx);
+  // The attempt's group gives up (timeoutMs after it started) and opens the circuit.
+  for (let i = 0; i < 100 && p.stats().circuitState !== 2; i++) await sleep(50);
+  expect(p.stats().circuitState).toBe(2);
   r.resume();
   const again = await settle(p.publish('outcome.event', { n: 1 }, ctx));
   expect(again.ok).toBe(false);

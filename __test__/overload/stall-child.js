@@ -21,6 +21,7 @@ const next = () => new Promise((r) => process.once('message', r));
   const resolved = [];
   const codes = {};
   const unknown = [];
+  const definite = [];
   const all = [];
   for (let i = 0; i < n; i++) {
     const eventId = `${stream}-${i}`;
@@ -28,7 +29,7 @@ const next = () => new Promise((r) => process.once('message', r));
       (id) => resolved.push(id),
       (e) => {
         codes[e.code] = (codes[e.code] || 0) + 1;
-        if (e.outcomeUnknown) unknown.push(eventId);
+        (e.outcomeUnknown ? unknown : definite).push(eventId);
       },
     ));
   }
@@ -39,7 +40,7 @@ const next = () => new Promise((r) => process.once('message', r));
   await sleep(500);
   global.gc();
   const health = await p.health();
-  process.send({ type: 'settled', resolved, codes, unknown, stats: p.stats(), health, metrics: await p.metrics() });
+  process.send({ type: 'settled', resolved, codes, unknown, definite, stats: p.stats(), health, metrics: await p.metrics() });
   await next();
   await p.close();
   process.exit(0);
