@@ -118,9 +118,10 @@ export interface PublisherOptions {
    * by JavaScript beside the envelope). Beyond it a publish rejects at once with `ERR_OVERLOADED`
    * (definite: nothing of that call written); one call larger than the whole budget rejects with
    * `ERR_PAYLOAD_TOO_LARGE`. Default 134217728 (128 MiB): under a stalled Redis or Postgres the
-   * process then grows by at most this plus a constant of ~32 MiB (docs/overload.md), which a
-   * 512 MB container running an API process can give, and a publishBatch of 100,000
-   * platform-size events (~105 MiB) still fits. `health()` and `stats()` report `inFlightBytes`.
+   * process then grows by at most this plus a constant (measured ~50 MB: the copies of the
+   * groups being written, V8's garbage; docs/overload.md), which a 512 MB container running an
+   * API process can give, and a publishBatch of 100,000 platform-size events (~105 MiB) still
+   * fits. `health()` and `stats()` report `inFlightBytes`.
    */
   maxInFlightBytes?: number;
   /** Consecutive infrastructure failures that open the circuit breaker; 0 disables it. Default 5. */

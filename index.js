@@ -31,7 +31,7 @@ class EventPublisherError extends Error {
 
 // Native errors carry their code as a message prefix: "ERR_X: text", or "?ERR_X: text" when the
 // outcome is unknown, and "ERR_X@id,id: text" when a batch's first parts were published. See
-// src/binding.rs (to_napi).
+// src/binding/error.rs (to_napi).
 const NATIVE_ERROR = /^(\??)(ERR_[A-Z_]+)(?:@([A-Za-z0-9._~,-]*))?: ([\s\S]*)$/;
 
 function fromNative(err) {
