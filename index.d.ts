@@ -120,8 +120,10 @@ export interface PublisherOptions {
    * `ERR_PAYLOAD_TOO_LARGE`. Default 134217728 (128 MiB): under a stalled Redis or Postgres the
    * process then grows by at most this plus a constant (measured ~50 MB: the copies of the
    * groups being written, V8's garbage; docs/overload.md), which a 512 MB container running an
-   * API process can give, and a publishBatch of 100,000 platform-size events (~105 MiB) still
-   * fits. `health()` and `stats()` report `inFlightBytes`.
+   * API process can give. A publishBatch counts ~1.7 KiB per platform-size event (~600 bytes of
+   * JSON) at admission, so at the default a batch of up to ~75,000 such events is admitted; a
+   * larger one rejects `ERR_PAYLOAD_TOO_LARGE` (split it or raise this). `health()` and `stats()`
+   * report `inFlightBytes`.
    */
   maxInFlightBytes?: number;
   /** Consecutive infrastructure failures that open the circuit breaker; 0 disables it. Default 5. */

@@ -177,7 +177,12 @@ async function batchRun(stores, impl, size, rep) {
   const Redis = require('ioredis');
   const c = spawnChild();
   const stream = `overload-batch-${impl}-${size}-${rep}-${Date.now()}`;
-  c.send({ impl, scenario: 'batch', redisUrl: stores.redis.url, databaseUrl: stores.pg.url, stream, size, options: { timeoutMs: 30000 } });
+  // A batch counts ~1.7 KiB per bench event at admission: 100,000 of them need more than the
+  // default maxInFlightBytes (128 MiB, ERR_PAYLOAD_TOO_LARGE), so this build gets 256 MiB there
+  // (the baseline has no such option).
+  const options = { timeoutMs: 30000 };
+  if (impl === 'package' && size * 1700 > 128 * 1024 * 1024) options.maxInFlightBytes = 256 * 1024 * 1024;
+  c.send({ impl, scenario: 'batch', redisUrl: stores.redis.url, databaseUrl: stores.pg.url, stream, size, options });
   const ready = await c.next();
   if (ready.type !== 'ready') throw new Error(`child: ${JSON.stringify(ready)}`);
   const admin = new Redis(stores.redis.url);

@@ -101,9 +101,9 @@ fn env_in(map: Option<&std::collections::HashMap<String, String>>, name: &str) -
 /// 128 MiB: what a 512 MB container can give the publisher beside the API process it lives in
 /// (Node and the application typically take 150–250 MB): at most this plus a constant of ~50 MB
 /// (the copies of the groups being written, V8's garbage; docs/overload.md) whatever a store
-/// does. A prepared platform-size event (~600 bytes of JSON) counts ~1 KiB, so a publishBatch of
-/// 100,000 such events (~105 MiB at admission) still fits; with 512 KiB payloads ~250 events are
-/// held.
+/// does. With 512 KiB payloads ~250 events are held; a publishBatch counts ~1.7 KiB per
+/// platform-size event at admission (its data and fields twice until prepared), so the largest
+/// such batch admitted is ~75,000 events (a larger one is refused `ERR_PAYLOAD_TOO_LARGE`).
 pub const DEFAULT_MAX_IN_FLIGHT_BYTES: u64 = 128 << 20;
 
 fn positive_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, PublishError> {
