@@ -404,7 +404,7 @@ class EventPublisher {
     return this.#native.health().catch(rethrow);
   }
 
-  /** Settles rows a crashed process may have left without an entry (see README). */
+  /** Settles rows a crashed process may have left without an entry (docs/guarantees.md, guarantee 9). */
   reconcile(options) {
     const pick = (name, dflt) => (options && options[name] !== undefined ? options[name] : dflt);
     const olderThanMs = pick('olderThanMs', 60_000);
