@@ -13,17 +13,18 @@ export declare class NativePublisher {
    */
   submit(ticket: number, eventType: string, data: string, tenantId: string, userId: string, correlationId?: string | undefined | null, source?: string | undefined | null, eventId?: string | undefined | null, traceContext?: string | undefined | null): void
   /**
-   * Starts publishing `count` events atomically, packed as [`packed_batch::unpack`] reads
-   * them (`packBatch` in index.js); the outcome arrives through `drain()` under `ticket`, the
-   * ids joined by `,` (ids are URL-safe, so never contain one).
+   * Starts publishing `count` events (atomically up to one part, see docs/overload.md), packed
+   * as [`packed_batch::unpack`] reads them (`packBatch` in index.js); the outcome arrives
+   * through `drain()` under `ticket`, the ids joined by `,` (ids are URL-safe, so never
+   * contain one).
    */
   submitBatch(ticket: number, count: number, fields: string, data: string): void
   /** Takes every finished publish. */
   drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */
   static migrate(options?: Record<string, unknown> | undefined | null): Promise<boolean>
-  /** `{ redis, database, circuit }`. */
-  health(): Promise<{ redis: boolean; database: boolean; circuit: string }>
+  /** `{ redis, database, circuit, inFlightBytes }`. */
+  health(): Promise<{ redis: boolean; database: boolean; circuit: string; inFlightBytes: number }>
   /**
    * Settles PENDING rows created between `within_ms` and `older_than_ms` ago whose stream_id
    * does not hold their entry.

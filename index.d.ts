@@ -111,6 +111,21 @@ export interface PublisherOptions {
   dedupWindowMs?: number;
   /** Most events waiting to be written; beyond it publishes reject with `ERR_OVERLOADED`. Default 10000. */
   maxInFlight?: number;
+  /**
+   * Most bytes the publisher holds for admitted, unsettled events: each event's envelope JSON
+   * (which contains `JSON.stringify(data)`) and trace context, plus 768 bytes of envelope text and
+   * bookkeeping; until an event is prepared its `data` and fields count twice (the copy handed over
+   * by JavaScript beside the envelope). Beyond it a publish rejects at once with `ERR_OVERLOADED`
+   * (definite: nothing of that call written); one call larger than the whole budget rejects with
+   * `ERR_PAYLOAD_TOO_LARGE`. Default 134217728 (128 MiB): under a stalled Redis or Postgres the
+   * process then grows by at most this plus a constant (measured ~50 MB: the copies of the
+   * groups being written, V8's garbage; docs/overload.md), which a 512 MB container running an
+   * API process can give. A publishBatch counts ~1.7 KiB per platform-size event (~600 bytes of
+   * JSON) at admission, so at the default a batch of up to ~75,000 such events is admitted; a
+   * larger one rejects `ERR_PAYLOAD_TOO_LARGE` (split it or raise this). `health()` and `stats()`
+   * report `inFlightBytes`.
+   */
+  maxInFlightBytes?: number;
   /** Consecutive infrastructure failures that open the circuit breaker; 0 disables it. Default 5. */
   circuitThreshold?: number;
   /** How long an open circuit rejects before one trial publish, in ms. Default 1000. */
@@ -140,6 +155,8 @@ export interface Health {
   redis: boolean;
   database: boolean;
   circuit: 'closed' | 'open' | 'half-open';
+  /** Bytes held for admitted, unsettled events (counted against `maxInFlightBytes`). */
+  inFlightBytes: number;
 }
 
 /** What {@link EventPublisher.reconcile} did. */
@@ -183,6 +200,8 @@ export interface PublisherStats {
   notReservedEntries: number;
   /** Events admitted and not yet settled. */
   inFlightEvents: number;
+  /** Bytes held for them, counted against `maxInFlightBytes` (Prometheus: `event_publisher_in_flight_bytes`). */
+  inFlightBytes: number;
   /** Circuit breaker: 0 closed, 1 half-open, 2 open. */
   circuitState: 0 | 1 | 2;
   /** Log records dropped because the logger's queue was full. */
@@ -207,6 +226,19 @@ export type ErrorCode =
 export declare class EventPublisherError extends Error {
   /** Stable code to branch on. */
   readonly code: ErrorCode;
+  /**
+   * `false`: no entry and no row exist for the event ids this rejection is about, whichever
+   * attempt (in this process) wrote them; `true`: they may exist, so retry with the same
+   * `eventId` (docs/overload.md).
+   */
+  outcomeUnknown: boolean;
+  /**
+   * `publishBatch` of more than one part (over 500 events or 2 MiB of events) rejected after
+   * its first parts were written: their ids, a prefix of the batch in input order, each event
+   * complete as if resolved; the rejection (`code`, `outcomeUnknown`) is about the other events.
+   * `[]` otherwise.
+   */
+  publishedIds: string[];
   constructor(code: ErrorCode, message: string);
 }
 
@@ -220,8 +252,11 @@ export declare class EventPublisher {
   /** Publishes one event; resolves to its event id once the row and the entry are both written. */
   publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): Promise<string>;
   /**
-   * Publishes events atomically (all or none); resolves to their ids in input order, `[]` for an
-   * empty array. Each event's `data` is checked against its own `type`.
+   * Publishes events; resolves to their ids in input order, `[]` for an empty array. Each event's
+   * `data` is checked against its own `type`. Up to 500 events (and 2 MiB of events) are one
+   * atomic part: all or none. A larger batch is written as consecutive atomic parts in input
+   * order; if one fails, the parts before it stay written (`err.publishedIds`) and the ones after
+   * it are not written (docs/overload.md).
    */
   publishBatch<const T extends readonly string[]>(
     events: { readonly [K in keyof T]: BatchEvent<T[K]> },

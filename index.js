@@ -22,21 +22,25 @@ class EventPublisherError extends Error {
     super(message, options);
     this.name = 'EventPublisherError';
     this.code = code;
-    /** True when the outcome is unknown (a timeout, a connection lost mid-command): retry with the same eventId. */
+    /** True when the event may have been written (by this attempt or an earlier one with its eventId): retry with the same eventId. */
     this.outcomeUnknown = false;
+    /** publishBatch written in parts: the ids of the leading events that were written completely. */
+    this.publishedIds = [];
   }
 }
 
 // Native errors carry their code as a message prefix: "ERR_X: text", or "?ERR_X: text" when the
-// outcome is unknown. See src/binding/error.rs (to_napi).
-const NATIVE_ERROR = /^(\??)(ERR_[A-Z_]+): ([\s\S]*)$/;
+// outcome is unknown, and "ERR_X@id,id: text" when a batch's first parts were published. See
+// src/binding/error.rs (to_napi).
+const NATIVE_ERROR = /^(\??)(ERR_[A-Z_]+)(?:@([A-Za-z0-9._~,-]*))?: ([\s\S]*)$/;
 
 function fromNative(err) {
   if (err instanceof EventPublisherError) return err;
   const m = err && typeof err.message === 'string' ? NATIVE_ERROR.exec(err.message) : null;
   if (!m) return new EventPublisherError('ERR_INTERNAL', String(err && err.message ? err.message : err), { cause: err });
-  const e = new EventPublisherError(m[2], m[3]);
+  const e = new EventPublisherError(m[2], m[4]);
   e.outcomeUnknown = m[1] === '?';
+  if (m[3]) e.publishedIds = m[3].split(',');
   return e;
 }
 
@@ -162,7 +166,7 @@ function nativeEvent(type, data, context, prefix) {
 
 const OPTION_KEYS = new Set([
   'redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'retention', 'source', 'metadataTable',
-  'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold',
+  'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'maxInFlightBytes', 'circuitThreshold',
   'circuitCooldownMs', 'logger', 'logLevel', 'entryIds', 'traceContext', 'redisClusterNodes',
   'redisSentinel', 'replicaAcks',
 ]);
@@ -203,7 +207,7 @@ function nativeOptions(options) {
     out[to] = v;
   };
   ['redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
-  ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'circuitThreshold', 'circuitCooldownMs', 'replicaAcks'].forEach((k) => num(k));
+  ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'maxInFlightBytes', 'circuitThreshold', 'circuitCooldownMs', 'replicaAcks'].forEach((k) => num(k));
   const strings = (v, name) => {
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw configError(`${name} must be an array of strings, got ${describe(v)}`);
     return v.slice();
@@ -286,7 +290,6 @@ class EventPublisher {
   #nextTicket = 1;
   // A ref'd timer keeps the process alive while publishes are pending, and only then.
   #keepAlive = null;
-  #closed = false;
   #stream;
   #traceContext;
 
@@ -363,7 +366,8 @@ class EventPublisher {
 
   /** Hands a publish to the addon under a new ticket; its promise settles in `#settle`. */
   #start(batch, submit) {
-    if (this.#closed) return Promise.reject(new EventPublisherError('ERR_CLOSED', 'the publisher is closed'));
+    // After close() the addon refuses too (ERR_CLOSED), saying whether an earlier attempt with
+    // the same eventId may have written the event.
     const ticket = this.#nextTicket;
     this.#nextTicket = ticket >= 0xfffffff0 ? 1 : ticket + 1;
     try {
@@ -425,7 +429,6 @@ class EventPublisher {
 
   /** Waits for in-flight publishes, then closes connections. */
   close() {
-    this.#closed = true;
     return this.#native.close().catch(rethrow);
   }
 }

@@ -28,8 +28,9 @@ function observePublisherMetrics(publisher, meterProvider) {
   const notReserved = meter.createObservableCounter('event_publisher.not_reserved_entries', { description: 'Entries that did not take their reserved ID.', unit: '{entry}' });
   const dropped = meter.createObservableCounter('event_publisher.dropped_log_records', { description: 'Log records dropped because the logger queue was full.', unit: '{record}' });
   const inFlight = meter.createObservableGauge('event_publisher.in_flight_events', { description: 'Events admitted and not yet settled.', unit: '{event}' });
+  const inFlightBytes = meter.createObservableGauge('event_publisher.in_flight_bytes', { description: 'Bytes held for admitted, unsettled events (counted against maxInFlightBytes).', unit: 'By' });
   const circuit = meter.createObservableGauge('event_publisher.circuit_state', { description: 'Circuit breaker: 0 closed, 1 half-open, 2 open.' });
-  const instruments = [sent, opCount, opSum, retries, undone, notReserved, dropped, inFlight, circuit];
+  const instruments = [sent, opCount, opSum, retries, undone, notReserved, dropped, inFlight, inFlightBytes, circuit];
   const callback = (result) => {
     const s = publisher.stats();
     const dest = { 'messaging.system': 'redis', 'messaging.destination.name': s.stream };
@@ -45,6 +46,7 @@ function observePublisherMetrics(publisher, meterProvider) {
     result.observe(notReserved, s.notReservedEntries, dest);
     result.observe(dropped, s.droppedLogRecords, dest);
     result.observe(inFlight, s.inFlightEvents, dest);
+    result.observe(inFlightBytes, s.inFlightBytes, dest);
     result.observe(circuit, s.circuitState, dest);
   };
   meter.addBatchObservableCallback(callback, instruments);

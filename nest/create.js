@@ -87,7 +87,7 @@ function createNestBindings(common, core) {
     /** The stores' health, plus the service's state. */
     async health() {
       if (this._state === 'ready') return { ...(await this._publisher.health()), state: 'ready' };
-      return { redis: false, database: false, circuit: 'open', state: this._state };
+      return { redis: false, database: false, circuit: 'open', inFlightBytes: 0, state: this._state };
     }
 
     // -- internals ---------------------------------------------------------------------------

@@ -22,7 +22,8 @@ pub enum Code {
     Config,
     /// Too many consecutive infrastructure failures: publishing is paused for a cooldown.
     CircuitOpen,
-    /// More than `maxInFlight` events are waiting; this one was refused.
+    /// More than `maxInFlight` events, or more than `maxInFlightBytes` of them, are waiting;
+    /// this call was refused before anything was written.
     Overloaded,
     /// A caller-supplied `eventId` already belongs to a different event.
     EventIdConflict,
@@ -72,6 +73,9 @@ pub struct PublishError {
     /// A conflict between concurrent writers (deadlock, serialization failure): the statement
     /// did not run and running it again is expected to succeed.
     pub retryable_conflict: bool,
+    /// For a batch written in several parts: the ids of the leading events that were written
+    /// completely (every part before the one that failed); the error is about the others.
+    pub published_ids: Vec<String>,
 }
 
 impl PublishError {
@@ -82,6 +86,7 @@ impl PublishError {
             message: redact(&message.into()),
             outcome_unknown: code == Code::Timeout,
             retryable_conflict: false,
+            published_ids: Vec::new(),
         }
     }
 

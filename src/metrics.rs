@@ -261,6 +261,7 @@ impl Metrics {
             undone_events: self.undone.load(Relaxed),
             not_reserved_entries: self.not_reserved.load(Relaxed),
             in_flight_events: gauges.in_flight_events,
+            in_flight_bytes: gauges.in_flight_bytes,
             circuit_state: gauges.circuit_state,
             dropped_log_records: gauges.dropped_log_records,
         }
@@ -272,6 +273,8 @@ impl Metrics {
 pub struct Gauges {
     /// Events admitted, not yet settled.
     pub in_flight_events: u64,
+    /// Bytes held for them (counted against `maxInFlightBytes`).
+    pub in_flight_bytes: u64,
     /// 0 closed, 1 half-open, 2 open.
     pub circuit_state: u8,
     /// Log records a full `logger` queue dropped.
@@ -322,6 +325,8 @@ pub struct Snapshot {
     pub not_reserved_entries: u64,
     /// Events admitted, not yet settled.
     pub in_flight_events: u64,
+    /// Bytes held for them (counted against `maxInFlightBytes`).
+    pub in_flight_bytes: u64,
     /// 0 closed, 1 half-open, 2 open.
     pub circuit_state: u8,
     /// Log records a full `logger` queue dropped.
@@ -424,6 +429,12 @@ impl Snapshot {
                 "gauge",
                 "Events admitted and not yet settled.",
                 self.in_flight_events,
+            ),
+            (
+                "event_publisher_in_flight_bytes",
+                "gauge",
+                "Bytes held for admitted, unsettled events (counted against maxInFlightBytes).",
+                self.in_flight_bytes,
             ),
             (
                 "event_publisher_circuit_state",

@@ -178,9 +178,9 @@ class TestPublisher {
     return this;
   }
 
-  /** Always healthy: `{ redis: true, database: true, circuit: 'closed' }` (after close, both false). */
+  /** Always healthy: `{ redis: true, database: true, circuit: 'closed', inFlightBytes: 0 }` (after close, both false). */
   async health() {
-    return this.#closed ? { redis: false, database: false, circuit: 'closed' } : { redis: true, database: true, circuit: 'closed' };
+    return { redis: !this.#closed, database: !this.#closed, circuit: 'closed', inFlightBytes: 0 };
   }
 
   /** Nothing to settle in memory: `{ examined: 0, repaired: 0, failed: 0 }`. */

@@ -99,6 +99,7 @@ test('after publishes, a batch, bad inputs and a Redis outage the metrics hold e
   expect(after.undoneEvents).toBe(err.outcomeUnknown ? 0 : 1);
   expect(stage(after, 'undo').duration.count).toBe(err.outcomeUnknown ? 0 : 1);
   expect(after.inFlightEvents).toBe(0);
+  expect(after.inFlightBytes).toBe(0);
   expect(after.circuitState).toBe(0); // one failure, threshold 5
 
   const { samples } = parsePrometheus(await p.metrics());
@@ -116,6 +117,7 @@ test('after publishes, a batch, bad inputs and a Redis outage the metrics hold e
   expect(value(samples, 'messaging_client_operation_duration_seconds_count', { messaging_operation_name: 'publishBatch' })).toBe(1);
   expect(value(samples, 'event_publisher_group_events_count')).toBe(5);
   expect(value(samples, 'event_publisher_in_flight_events')).toBe(0);
+  expect(value(samples, 'event_publisher_in_flight_bytes')).toBe(0);
   expect(value(samples, 'event_publisher_undone_events_total')).toBe(after.undoneEvents);
   expect(value(samples, 'event_publisher_dropped_log_records_total')).toBe(0);
 
@@ -172,6 +174,7 @@ test('OpenTelemetry observable instruments on the user MeterProvider read the sa
   expect(sent.find((d) => d.attributes['error.type'] === 'ERR_PAYLOAD_TOO_LARGE').value).toBe(1);
   expect(metrics['messaging.client.operation.count'].find((d) => d.attributes['messaging.operation.name'] === 'publishBatch').value).toBe(1);
   expect(metrics['event_publisher.in_flight_events'][0].value).toBe(0);
+  expect(metrics['event_publisher.in_flight_bytes'][0].value).toBe(0);
   stop();
   await provider.shutdown();
 });

@@ -1,6 +1,8 @@
 //! The one place where a Rust error becomes a JS error. The message starts with the stable code
-//! (`ERR_…: `), and with `?` when the outcome is unknown; `index.js` reads both and throws an
-//! `EventPublisherError` with `code` and `outcomeUnknown`. The cause stays in the message.
+//! (`ERR_…: `), with `?` when the outcome is unknown, and for a batch whose first parts were
+//! published with their ids after the code (`ERR_…@id,id: `; ids are URL-safe, so never contain
+//! `,` or `:`); `index.js` reads them and throws an `EventPublisherError` with `code`,
+//! `outcomeUnknown` and `publishedIds`. The cause stays in the message.
 
 use napi::bindgen_prelude::*;
 
@@ -9,7 +11,17 @@ use crate::errors::PublishError;
 /// The JS error for `e`.
 pub(super) fn to_napi(e: PublishError) -> Error {
     let prefix = if e.outcome_unknown { "?" } else { "" };
-    Error::new(Status::GenericFailure, format!("{}{}", prefix, e))
+    let text = if e.published_ids.is_empty() {
+        format!("{prefix}{e}")
+    } else {
+        format!(
+            "{prefix}{}@{}: {}",
+            e.code.as_str(),
+            e.published_ids.join(","),
+            e.message
+        )
+    };
+    Error::new(Status::GenericFailure, text)
 }
 
 /// A JS error for a misuse of the native class by `index.js` itself (never a publish's

@@ -156,9 +156,10 @@ impl NativePublisher {
         self.spawn_completion(ticket, write)
     }
 
-    /// Starts publishing `count` events atomically, packed as [`packed_batch::unpack`] reads
-    /// them (`packBatch` in index.js); the outcome arrives through `drain()` under `ticket`, the
-    /// ids joined by `,` (ids are URL-safe, so never contain one).
+    /// Starts publishing `count` events (atomically up to one part, see docs/overload.md), packed
+    /// as [`packed_batch::unpack`] reads them (`packBatch` in index.js); the outcome arrives
+    /// through `drain()` under `ticket`, the ids joined by `,` (ids are URL-safe, so never
+    /// contain one).
     #[napi]
     pub fn submit_batch(
         &self,
@@ -168,9 +169,10 @@ impl NativePublisher {
         data: String,
     ) -> Result<()> {
         let n = count as usize;
+        let sizes = (data.len(), fields.len());
         let write = self
             .inner
-            .start_publish_batch(n, move || packed_batch::unpack(n, &fields, &data))
+            .start_publish_batch(n, sizes, move || packed_batch::unpack(n, &fields, &data))
             .map_err(to_napi)?;
         self.spawn_completion(ticket, async move { write.await.map(|ids| ids.join(",")) })
     }
@@ -229,14 +231,19 @@ impl NativePublisher {
         Publisher::migrate(cfg).await.map_err(to_napi)
     }
 
-    /// `{ redis, database, circuit }`.
+    /// `{ redis, database, circuit, inFlightBytes }`.
     #[napi(
         catch_unwind,
-        ts_return_type = "Promise<{ redis: boolean; database: boolean; circuit: string }>"
+        ts_return_type = "Promise<{ redis: boolean; database: boolean; circuit: string; inFlightBytes: number }>"
     )]
     pub async fn health(&self) -> Result<serde_json::Value> {
         let h = self.inner.health().await;
-        Ok(serde_json::json!({ "redis": h.redis, "database": h.database, "circuit": h.circuit }))
+        Ok(serde_json::json!({
+            "redis": h.redis,
+            "database": h.database,
+            "circuit": h.circuit,
+            "inFlightBytes": h.in_flight_bytes,
+        }))
     }
 
     /// Settles PENDING rows created between `within_ms` and `older_than_ms` ago whose stream_id

@@ -79,6 +79,8 @@ pub struct Config {
     pub dedup_window_ms: u64,
     /// Queue bound.
     pub max_in_flight: usize,
+    /// Byte budget for admitted, unsettled events (counted by `pipeline::admission`).
+    pub max_in_flight_bytes: usize,
     /// Circuit breaker threshold (0 = off).
     pub circuit_threshold: u32,
     /// Circuit breaker cooldown.
@@ -95,6 +97,14 @@ fn env_in(map: Option<&std::collections::HashMap<String, String>>, name: &str) -
     }
     .filter(|v| !v.is_empty())
 }
+
+/// 128 MiB: what a 512 MB container can give the publisher beside the API process it lives in
+/// (Node and the application typically take 150–250 MB): at most this plus a constant of ~50 MB
+/// (the copies of the groups being written, V8's garbage; docs/overload.md) whatever a store
+/// does. With 512 KiB payloads ~250 events are held; a publishBatch counts ~1.7 KiB per
+/// platform-size event at admission (its data and fields twice until prepared), so the largest
+/// such batch admitted is ~75,000 events (a larger one is refused `ERR_PAYLOAD_TOO_LARGE`).
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: u64 = 128 << 20;
 
 fn positive_int(name: &str, v: Option<f64>, default: u64) -> Result<u64, PublishError> {
     match v {
@@ -186,6 +196,11 @@ impl Config {
             log_filter,
             dedup_window_ms: positive_int("dedupWindowMs", o.dedup_window_ms, 600_000)?,
             max_in_flight: positive_int("maxInFlight", o.max_in_flight, 10_000)? as usize,
+            max_in_flight_bytes: positive_int(
+                "maxInFlightBytes",
+                o.max_in_flight_bytes,
+                DEFAULT_MAX_IN_FLIGHT_BYTES,
+            )? as usize,
             circuit_threshold: non_negative_int("circuitThreshold", o.circuit_threshold, 5)? as u32,
             circuit_cooldown: Duration::from_millis(positive_int(
                 "circuitCooldownMs",

@@ -35,6 +35,9 @@ pub struct Options {
     pub dedup_window_ms: Option<f64>,
     /// Most events waiting to be written before publishes are refused.
     pub max_in_flight: Option<f64>,
+    /// Most bytes held for admitted, unsettled events (their envelopes and the copies counted
+    /// with them) before publishes are refused.
+    pub max_in_flight_bytes: Option<f64>,
     /// Consecutive infrastructure failures that open the circuit breaker (0 disables it).
     pub circuit_threshold: Option<f64>,
     /// How long an open circuit rejects before a trial publish.

@@ -30,6 +30,20 @@ pub struct EventInput {
     pub trace_context: Option<String>,
 }
 
+impl EventInput {
+    /// Bytes of every field but `data` (what admission counts besides the payload).
+    pub fn fields_len(&self) -> usize {
+        let opt = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+        self.event_type.len()
+            + self.tenant_id.len()
+            + self.user_id.len()
+            + opt(&self.correlation_id)
+            + opt(&self.source)
+            + opt(&self.event_id)
+            + opt(&self.trace_context)
+    }
+}
+
 /// An event that passed validation, with its ids, timestamp and envelope JSON fixed.
 #[derive(Debug, Clone)]
 pub struct PreparedEvent {

@@ -20,8 +20,11 @@ use crate::pipeline::circuit::Circuit;
 use crate::stream::EntryIdClock;
 use crate::stream::StreamWriter;
 
-/// Most events coalesced into one group of single publishes (a batch is never split).
-const MAX_GROUP_EVENTS: usize = 1024;
+/// Most events coalesced into one group of jobs, and most bytes of their JSON (a job is never
+/// split here; a large batch arrives already cut into parts): one script call of a group stays
+/// short on the shared Redis (see `batch_parts`).
+const MAX_GROUP_EVENTS: usize = super::batch_parts::PART_EVENTS;
+const MAX_GROUP_BYTES: usize = super::batch_parts::PART_BYTES;
 
 /// Longest wait for a group to fill up to the size of the previous one (never on the idle path:
 /// after a group of one, the next group goes out at once).
@@ -34,6 +37,8 @@ pub(crate) struct Job {
     pub(crate) events: Vec<PreparedEvent>,
     pub(crate) batch: bool,
     pub(crate) trial: bool,
+    /// Bytes counted for the events (released when the job settles).
+    pub(crate) bytes: usize,
     pub(crate) reply: Reply,
     /// When the caller's `timeoutMs` started.
     pub(crate) since: std::time::Instant,
@@ -156,13 +161,16 @@ impl Writer {
             }
         }
         let mut queue = self.lock_queue();
-        let mut count = 0;
-        let mut take = 0;
+        let (mut count, mut bytes, mut take) = (0, 0, 0);
         for job in queue.iter() {
-            if take > 0 && count + job.events.len() > MAX_GROUP_EVENTS {
+            if take > 0
+                && (count + job.events.len() > MAX_GROUP_EVENTS
+                    || bytes + job.bytes > MAX_GROUP_BYTES)
+            {
                 break;
             }
             count += job.events.len();
+            bytes += job.bytes;
             take += 1;
         }
         let jobs: Vec<Job> = queue.drain(..take).collect();
@@ -191,7 +199,7 @@ impl Writer {
             self.circuit
                 .record(result.as_ref().map(|_| ()).map_err(|e| e.code), job.trial);
             self.log_outcome(&job, &result);
-            self.in_flight.done(job.events.len());
+            self.in_flight.done(job.events.len(), job.bytes);
             // The caller may have timed out already; the outcome is logged either way.
             let _ = job.reply.send(result);
         }

@@ -198,6 +198,26 @@ impl Writer {
                         .filter(|(ev, _)| !existing.contains_key(&ev.event_id))
                         .collect();
                     self.undo_rows(&fresh).await;
+                    // A row an earlier attempt wrote stays, and its entry may exist: for the
+                    // jobs with such an event the failure is not definite (the error describes
+                    // the event, not this attempt).
+                    if !existing.is_empty() {
+                        let mut unknown = e.clone();
+                        unknown.outcome_unknown = true;
+                        unknown.message.push_str(
+                            " (an earlier attempt with this eventId wrote its row, and maybe its entry: retry with the same eventId)",
+                        );
+                        for (job, r) in jobs.iter().zip(results.iter_mut()) {
+                            if r.is_none()
+                                && job
+                                    .events
+                                    .iter()
+                                    .any(|ev| existing.contains_key(&ev.event_id))
+                            {
+                                *r = Some(Err(unknown.clone()));
+                            }
+                        }
+                    }
                 }
                 return merge(results, Err(e));
             }

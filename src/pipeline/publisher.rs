@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use tracing::instrument::WithSubscriber;
 use tracing::Dispatch;
 
-use super::admission::{Admission, InFlight};
+use super::admission::{admission_bytes, held_bytes, Admission, InFlight};
+use super::maybe_written::MaybeWritten;
 use crate::config::{Config, EntryIds};
 use crate::errors::{Code, PublishError};
 use crate::event::{EventInput, PreparedEvent};
@@ -35,6 +36,8 @@ pub struct Health {
     pub database: bool,
     /// `closed`, `open` or `half-open`.
     pub circuit: &'static str,
+    /// Bytes held for admitted, unsettled events (against `maxInFlightBytes`).
+    pub in_flight_bytes: u64,
 }
 
 /// A connected publisher. Cheap to clone; all clones share one set of connections.
@@ -50,7 +53,10 @@ pub(crate) struct Inner {
     default_source: String,
     max_payload_bytes: usize,
     max_in_flight: usize,
+    max_in_flight_bytes: usize,
     timeout: Duration,
+    /// Caller event ids an earlier attempt may have written (see `maybe_written`).
+    maybe_written: MaybeWritten,
     /// Log records the sink could not take (a full `logger` queue).
     pub(crate) dropped_logs: Arc<AtomicU64>,
 }
@@ -120,7 +126,9 @@ impl Publisher {
                 default_source: cfg.source,
                 max_payload_bytes: cfg.max_payload_bytes,
                 max_in_flight: cfg.max_in_flight,
+                max_in_flight_bytes: cfg.max_in_flight_bytes,
                 timeout: cfg.timeout,
+                maybe_written: MaybeWritten::new(Duration::from_millis(cfg.dedup_window_ms)),
                 dropped_logs,
             }),
         })
@@ -137,57 +145,108 @@ impl Publisher {
     /// Starts a publish of one event: admits it now, in the caller's thread (so a publish made
     /// before `close()` is admitted before `close()` starts waiting), and returns the write, which
     /// resolves to the event id once its row and entry are both written. Refuses at once with
-    /// `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
+    /// `ERR_CLOSED`, `ERR_OVERLOADED`, `ERR_CIRCUIT_OPEN`, or `ERR_PAYLOAD_TOO_LARGE` when the
+    /// event alone is larger than `maxInFlightBytes` (outcome-unknown when an earlier attempt with
+    /// its eventId may have written it, see `maybe_written`).
     pub fn start_publish(
         &self,
         input: EventInput,
     ) -> Result<impl Future<Output = Result<String, PublishError>> + Send + 'static, PublishError>
     {
-        let admission = self.admit(1)?;
+        let bytes = admission_bytes(1, input.data_json.len(), input.fields_len());
+        let admission = self
+            .admit(1, bytes)
+            .map_err(|e| self.refused(e, input.event_id.as_deref()))?;
         let p = self.clone();
         Ok(async move { p.publish_admitted(admission, input).await })
     }
 
-    /// Starts a publish of `count` events atomically, admitted now as [`Self::start_publish`]
-    /// does; `unpack` yields the events on the worker (the binding's packed form is unpacked off
-    /// the JS thread). Resolves to their ids in input order.
+    /// Starts a publish of `count` events, admitted now as [`Self::start_publish`] does for the
+    /// `data_len` bytes of their `data` and `fields_len` of their other fields; `unpack` yields
+    /// the events on the worker (the binding's packed form is unpacked off the JS thread; on a
+    /// refusal it is unpacked here, to say whether an earlier attempt may have written one of
+    /// them). Up to one part (`batch_parts`) it is atomic; a larger batch goes out as consecutive
+    /// parts (see `submit`). Resolves to their ids in input order.
     pub fn start_publish_batch(
         &self,
         count: usize,
+        (data_len, fields_len): (usize, usize),
         unpack: impl FnOnce() -> Result<Vec<EventInput>, PublishError> + Send + 'static,
     ) -> Result<
         impl Future<Output = Result<Vec<String>, PublishError>> + Send + 'static,
         PublishError,
     > {
-        let admission = self.admit(count)?;
+        let admission = match self.admit(count, admission_bytes(count, data_len, fields_len)) {
+            Ok(a) => a,
+            Err(e) => {
+                let ids: Vec<String> = unpack()
+                    .map(|inputs| inputs.into_iter().filter_map(|i| i.event_id).collect())
+                    .unwrap_or_default();
+                return Err(self.refused(e, ids.iter().map(String::as_str)));
+            }
+        };
         let p = self.clone();
         Ok(async move { p.publish_batch_admitted(admission, unpack()?).await })
     }
 
-    /// Reserves room for `n` events, synchronously: the binding calls it in the caller's thread,
-    /// so publishes made before `close()` are admitted before `close()` starts waiting. Refuses
-    /// with `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
-    fn admit(&self, n: usize) -> Result<Admission, PublishError> {
-        let admitted = self.try_admit(n);
+    /// A refusal at admission, about events with these caller ids: outcome-unknown when an
+    /// earlier attempt with one of them may have written (`maybe_written`).
+    fn refused<'a>(
+        &self,
+        e: PublishError,
+        event_ids: impl IntoIterator<Item = &'a str>,
+    ) -> PublishError {
+        self.inner.maybe_written.describe(e, event_ids)
+    }
+
+    /// Reserves room for `n` events counted as `bytes` (`admission_bytes`), synchronously: the
+    /// binding calls it in the caller's thread, so publishes made before `close()` are admitted
+    /// before `close()` starts waiting. Refuses with `ERR_CLOSED`, `ERR_OVERLOADED`,
+    /// `ERR_CIRCUIT_OPEN`, or `ERR_PAYLOAD_TOO_LARGE` for a call larger than the whole byte budget.
+    fn admit(&self, n: usize, bytes: usize) -> Result<Admission, PublishError> {
+        let admitted = self.try_admit(n, bytes);
         if let Err(e) = &admitted {
             self.inner.writer.metrics.sent(n, Some(e.code));
         }
         admitted
     }
 
-    fn try_admit(&self, n: usize) -> Result<Admission, PublishError> {
+    fn try_admit(&self, n: usize, bytes: usize) -> Result<Admission, PublishError> {
         let inner = &self.inner;
+        if bytes > inner.max_in_flight_bytes {
+            return Err(PublishError::new(
+                Code::PayloadTooLarge,
+                format!(
+                    "this call needs {bytes} bytes while it waits to be written, more than the whole \
+                     maxInFlightBytes ({}): split it; nothing was written",
+                    inner.max_in_flight_bytes
+                ),
+            ));
+        }
         // Count first, then check `closed`: `close()` sets `closed` and then waits for the count,
         // so an event is either refused here or waited for there.
         let before = inner.in_flight.events.fetch_add(n, Ordering::SeqCst);
+        let before_bytes = inner.in_flight.bytes.fetch_add(bytes, Ordering::SeqCst);
         let mut admission = Admission {
             in_flight: inner.in_flight.clone(),
             circuit: inner.writer.circuit.clone(),
             n,
+            bytes,
             trial: false,
         };
         if inner.closed.load(Ordering::SeqCst) {
             return Err(PublishError::closed());
+        }
+        super::memory::held(before_bytes + bytes);
+        if before_bytes + bytes > inner.max_in_flight_bytes {
+            return Err(PublishError::new(
+                Code::Overloaded,
+                format!(
+                    "{before_bytes} bytes of events are already waiting to be written \
+                     (maxInFlightBytes {}); nothing of this call was written",
+                    inner.max_in_flight_bytes
+                ),
+            ));
         }
         if before + n > inner.max_in_flight && before > 0 {
             return Err(PublishError::new(
@@ -210,13 +269,17 @@ impl Publisher {
     ) -> Result<String, PublishError> {
         let dispatch = self.dispatch().clone();
         let started = Instant::now();
+        let caller_id = input.event_id.clone();
         let result = async move {
+            let mut admission = admission;
             let event = self.prepare(input)?;
+            admission.hold(held_bytes(&event));
             let mut ids = self.submit(admission, vec![event], false).await?;
             Ok(ids.pop().unwrap_or_default())
         }
         .with_subscriber(dispatch)
         .await;
+        let result = self.about_event_ids(result, caller_id.as_deref());
         self.count(Operation::Publish, 1, started, &result);
         result
     }
@@ -233,6 +296,7 @@ impl Publisher {
         let w = &self.inner.writer;
         w.metrics.snapshot(Gauges {
             in_flight_events: self.inner.in_flight.events.load(Ordering::Relaxed) as u64,
+            in_flight_bytes: self.inner.in_flight.bytes.load(Ordering::Relaxed) as u64,
             circuit_state: match w.circuit.state() {
                 crate::pipeline::circuit::State::Closed => 0,
                 crate::pipeline::circuit::State::HalfOpen => 1,
@@ -258,12 +322,36 @@ impl Publisher {
         }
         let dispatch = self.dispatch().clone();
         let (started, n) = (Instant::now(), inputs.len());
+        // Only caller ids can be retried by id; generated ones need no memory.
+        let caller_ids: Vec<String> = inputs.iter().filter_map(|i| i.event_id.clone()).collect();
         let result = self
             .batch_inner(admission, inputs)
             .with_subscriber(dispatch)
             .await;
+        let result = self.about_event_ids(result, caller_ids.iter().map(String::as_str));
         self.count(Operation::PublishBatch, n, started, &result);
         result
+    }
+
+    /// Makes a call's rejection describe its events (outcome-unknown when an earlier attempt
+    /// may have written one of them) and remembers what this call leaves unknown.
+    fn about_event_ids<'a, T>(
+        &self,
+        result: Result<T, PublishError>,
+        caller_ids: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<T, PublishError> {
+        let known = &self.inner.maybe_written;
+        match result {
+            Ok(v) => {
+                known.record(Ok(()), caller_ids);
+                Ok(v)
+            }
+            Err(e) => {
+                let e = known.describe(e, caller_ids.clone());
+                known.record(Err(&e), caller_ids);
+                Err(e)
+            }
+        }
     }
 
     async fn batch_inner(
@@ -271,11 +359,13 @@ impl Publisher {
         admission: Admission,
         inputs: Vec<EventInput>,
     ) -> Result<Vec<String>, PublishError> {
+        let mut admission = admission;
         let events = crate::event::prepare_batch(
             inputs,
             &self.inner.default_source,
             self.inner.max_payload_bytes,
         )?;
+        admission.hold(events.iter().map(held_bytes).sum());
         self.submit(admission, events, true).await
     }
 
@@ -287,20 +377,65 @@ impl Publisher {
         )
     }
 
-    /// Queues admitted events for a group and waits for their outcome, at most `timeoutMs`.
+    /// Queues admitted events for a group and waits for their outcome, at most `timeoutMs`. A
+    /// batch larger than one part goes out as consecutive parts (`batch_parts`), each as a batch
+    /// of its own, each waited for at most `timeoutMs`; the first failure ends it, with the ids of
+    /// the parts written before it in `published_ids` (docs/overload.md).
     async fn submit(
         &self,
         mut admission: Admission,
         events: Vec<PreparedEvent>,
         batch: bool,
     ) -> Result<Vec<String>, PublishError> {
-        let (reply, rx) = oneshot::channel();
-        // From here the group settles the admission (counts and circuit), not its Drop.
+        let (n, bytes) = (admission.n, admission.bytes);
+        // From here the groups settle the admission (counts and circuit), not its Drop.
         let trial = admission.take();
+        if !batch || super::batch_parts::fits_one(&events) {
+            return self.submit_job(events, batch, trial, bytes).await;
+        }
+        let (mut left_n, mut left_bytes) = (n, bytes);
+        let mut published: Vec<String> = Vec::with_capacity(n);
+        let mut first = true;
+        for part in super::batch_parts::split(events) {
+            let part_bytes = part.iter().map(held_bytes).sum::<usize>().min(left_bytes);
+            left_n -= part.len();
+            left_bytes -= part_bytes;
+            let trial = std::mem::take(&mut first) && trial;
+            match self.submit_job(part, true, trial, part_bytes).await {
+                Ok(ids) => published.extend(ids),
+                Err(mut e) => {
+                    // The parts never sent are settled here.
+                    self.inner.in_flight.done(left_n, left_bytes);
+                    if !published.is_empty() {
+                        e.message = format!(
+                            "{} (the first {} events of the batch were published: err.publishedIds; \
+                             this error is about the others)",
+                            e.message,
+                            published.len()
+                        );
+                    }
+                    e.published_ids = published;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(published)
+    }
+
+    /// One job (a single publish, a batch, or a part of one) queued for a group and waited for.
+    async fn submit_job(
+        &self,
+        events: Vec<PreparedEvent>,
+        batch: bool,
+        trial: bool,
+        bytes: usize,
+    ) -> Result<Vec<String>, PublishError> {
+        let (reply, rx) = oneshot::channel();
         let job = Job {
             events,
             batch,
             trial,
+            bytes,
             reply,
             since: std::time::Instant::now(),
         };
@@ -328,6 +463,7 @@ impl Publisher {
             redis,
             database,
             circuit: w.circuit.state().as_str(),
+            in_flight_bytes: self.inner.in_flight.bytes.load(Ordering::Relaxed) as u64,
         }
     }
 
