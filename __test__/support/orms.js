@@ -156,7 +156,7 @@ async function kyselyDriver(url) {
 
 async function drizzleDriver(url) {
   const { drizzle } = require('drizzle-orm/node-postgres');
-  const { sql } = require('drizzle-orm');
+  const { sql, TransactionRollbackError } = require('drizzle-orm');
   const { pgTable, text } = require('drizzle-orm/pg-core');
   const { Pool } = require('pg');
   const pool = new Pool({ connectionString: url, max: 4 });
@@ -175,7 +175,7 @@ async function drizzleDriver(url) {
           tx.rollback();
         })
         .catch((e) => {
-          if (e && e.name !== 'TransactionRollbackError') throw e;
+          if (!(e instanceof TransactionRollbackError)) throw e;
         }),
     // A nested transaction is a savepoint.
     savepoint: async (tx, fn) => {
@@ -185,7 +185,7 @@ async function drizzleDriver(url) {
           sp.rollback();
         })
         .catch((e) => {
-          if (e && e.name !== 'TransactionRollbackError') throw e;
+          if (!(e instanceof TransactionRollbackError)) throw e;
         });
     },
     close: () => pool.end(),
