@@ -5,6 +5,7 @@
 -- EventOutbox model in docs/outbox.md, so a Prisma schema with that model sees no drift.
 CREATE TABLE "event_outbox" (
     "event_id"   TEXT NOT NULL,
+    "stream"     TEXT NOT NULL,
     "envelope"   TEXT NOT NULL,
     "trace"      TEXT,
     "stage_id"   TEXT NOT NULL,
@@ -12,4 +13,4 @@ CREATE TABLE "event_outbox" (
     "created_at" TIMESTAMPTZ(6) NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT "event_outbox_pkey" PRIMARY KEY ("event_id")
 );
-CREATE INDEX "event_outbox_created_at_idx" ON "event_outbox"("created_at");
+CREATE INDEX "event_outbox_stream_created_at_idx" ON "event_outbox"("stream", "created_at");
