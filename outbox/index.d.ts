@@ -25,3 +25,5 @@ export declare function fromDrizzle(
   tx: { execute(query: any): PromiseLike<unknown> },
   sql: (strings: TemplateStringsArray, ...values: any[]) => any,
 ): SqlExecutor;
+/** The adapter for a transaction of any of the five, recognised by its shape (Drizzle needs its `sql` tag). */
+export declare function fromTransaction(tx: object, sql?: (strings: TemplateStringsArray, ...values: any[]) => any): SqlExecutor;

@@ -98,4 +98,17 @@ function fromDrizzle(tx, sql) {
   };
 }
 
-module.exports = { fromPrisma, fromPg, fromTypeORM, fromKysely, fromDrizzle };
+/**
+ * The adapter for a transaction object of any of the five, recognised by its shape (for
+ * integrations that are handed a transaction without knowing its library, such as
+ * @nestjs-cls/transactional's `TransactionHost.tx`). Drizzle needs its `sql` tag.
+ */
+function fromTransaction(tx, sql) {
+  if (tx && typeof tx.$executeRawUnsafe === 'function') return fromPrisma(tx);
+  if (tx && typeof tx.executeQuery === 'function' && typeof tx.selectFrom === 'function') return fromKysely(tx);
+  if (tx && typeof tx.execute === 'function' && typeof tx.select === 'function' && typeof sql === 'function') return fromDrizzle(tx, sql);
+  if (tx && typeof tx.query === 'function') return typeof tx.getRepository === 'function' ? fromTypeORM(tx) : fromPg(tx);
+  throw new TypeError('fromTransaction(tx): not a Prisma, pg, TypeORM, Kysely or (with its sql tag) Drizzle transaction');
+}
+
+module.exports = { fromPrisma, fromPg, fromTypeORM, fromKysely, fromDrizzle, fromTransaction };

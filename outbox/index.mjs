@@ -4,5 +4,5 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const outbox = require('./index.js');
 
-export const { fromPrisma, fromPg, fromTypeORM, fromKysely, fromDrizzle } = outbox;
+export const { fromPrisma, fromPg, fromTypeORM, fromKysely, fromDrizzle, fromTransaction } = outbox;
 export default outbox;
