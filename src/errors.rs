@@ -1,5 +1,5 @@
 //! Every failure the publisher reports, each with a stable `code` that JavaScript callers can
-//! branch on. `lib.rs` turns these into JS errors in one place (`to_napi`).
+//! branch on. `binding/error.rs` turns these into JS errors in one place (`to_napi`).
 
 use std::fmt;
 

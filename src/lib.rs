@@ -1,39 +1,39 @@
-//! Node.js binding of the HYVVE event publisher. This file only converts arguments and errors;
-//! the publishing logic lives in plain async Rust modules, testable with `cargo test`.
+//! The HYVVE event publisher: a Node.js native addon. Folders in the order an event flows through
+//! them; each folder's `mod.rs` says what it holds, and re-exports (`pub(crate) use`) what the
+//! others may use. Layers point one way (checked by `npm run lint`: no import circles).
+//!
+//! ```text
+//! index.js  publish(type, data, context) / publishBatch(events)
+//!   │
+//! binding/     the napi boundary, the only code that names napi: converts arguments, calls one
+//!   │          pipeline method, converts the outcome back (`error.rs`: the one error point)
+//! pipeline/    plain async Rust: `publisher.rs` admit (`admission.rs`, `circuit.rs`) → group
+//!   │          commit (`group_commit.rs`: queue, leaders, groups) → `group_write.rs` (reserve an
+//!   │          entry ID → insert the rows → append the entries → fix up `stream_id`; undo) with
+//!   │          `retry.rs` deciding retries; `publish_log.rs` logs; `reconcile.rs` repairs
+//!   ├─ event/      one event before anything is written: validation, ids, the envelope JSON
+//!   ├─ metadata/   the `event_metadata` rows in Postgres: `store.rs` (statements),
+//!   │              `connect.rs` (probe, prepared or not, pools)
+//!   └─ stream/     the entries in the Redis Stream: `writer.rs` (+ `append_script.lua`),
+//!        │         `entry_ids.rs`, `replica_wait.rs` (replicaAcks), `keys.rs` (dedup keys)
+//!        └─ link/  how a command reaches a node and what an outage means: direct, Sentinel,
+//!                  Cluster, the probed socket, TLS
+//!
+//! Once, at connect: config/ (options + environment → a validated `Config`, split by store).
+//! Shared below everything: logging/, metrics.rs, errors.rs, clock.rs.
+//! ```
 
 #![deny(clippy::all)]
-
-pub mod circuit;
-mod cluster_node;
-pub mod completions;
-pub mod config;
-pub mod entry_ids;
-pub mod envelope;
-pub mod errors;
-mod group_commit;
-mod group_write;
-pub mod ids;
-pub mod log_bridge;
-pub mod logging;
-pub mod metadata_store;
-pub mod metrics;
-pub mod packed_batch;
-pub mod pkcs12;
-mod probed_stream;
-mod publish_log;
-pub mod publisher;
-pub mod reconcile;
-pub mod redis_connection;
-pub mod redis_keys;
-mod redis_tls;
-pub mod redis_topology;
-mod replica_wait;
-mod retry;
-mod sent_marks;
-pub mod sentinel_watch;
-pub mod sql_literal;
-pub mod stream_writer;
-pub mod validate;
-mod warm_connection;
+// One module style: a folder is `name/mod.rs` (tokio, sqlx, redis-rs), never `name.rs` beside it.
+#![warn(clippy::self_named_module_files)]
 
 mod binding;
+mod clock;
+mod config;
+mod errors;
+mod event;
+mod logging;
+mod metadata;
+mod metrics;
+mod pipeline;
+mod stream;

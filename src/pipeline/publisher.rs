@@ -1,0 +1,352 @@
+//! The public API of the publishing pipeline, plain async Rust (no napi): connect, admission
+//! (in-flight bound, circuit breaker, close), publish and publishBatch, health, close.
+//!
+//! Where the rest lives: the queue and the forming of groups in `group_commit`, the write order
+//! of a group (reserved ID → row → entry → `stream_id`, undo) in `group_write`, the retry decision
+//! in `retry`, the repair of rows a crashed process left in `reconcile`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tracing::instrument::WithSubscriber;
+use tracing::Dispatch;
+
+use super::admission::{Admission, InFlight};
+use crate::config::{Config, EntryIds};
+use crate::errors::{Code, PublishError};
+use crate::event::{EventInput, PreparedEvent};
+use crate::logging::LogSink;
+use crate::metadata::MetadataStore;
+use crate::metrics::{Gauges, Operation, Snapshot};
+use crate::pipeline::circuit::{Admit, Circuit};
+use crate::pipeline::group_commit::{Job, Writer};
+use crate::stream::StreamWriter;
+use crate::stream::{host_now_us, EntryIdClock};
+
+/// What `health()` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Redis answered a PING.
+    pub redis: bool,
+    /// Postgres answered a `SELECT 1`.
+    pub database: bool,
+    /// `closed`, `open` or `half-open`.
+    pub circuit: &'static str,
+}
+
+/// A connected publisher. Cheap to clone; all clones share one set of connections.
+#[derive(Clone)]
+pub struct Publisher {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) writer: Arc<Writer>,
+    in_flight: Arc<InFlight>,
+    closed: AtomicBool,
+    default_source: String,
+    max_payload_bytes: usize,
+    max_in_flight: usize,
+    timeout: Duration,
+    /// Log records the sink could not take (a full `logger` queue).
+    pub(crate) dropped_logs: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    /// Connects to Redis and Postgres and verifies both (Redis version, script load, the
+    /// metadata table), and reads the Redis clock for reserved entry IDs.
+    pub async fn connect(cfg: Config, sink: Arc<dyn LogSink>) -> Result<Publisher, PublishError> {
+        let dropped_logs = Arc::new(AtomicU64::new(0));
+        let dispatch = crate::logging::dispatch(cfg.log_filter.clone(), sink, dropped_logs.clone());
+        Self::connect_inner(cfg, dispatch.clone(), dropped_logs)
+            .with_subscriber(dispatch)
+            .await
+    }
+
+    async fn connect_inner(
+        cfg: Config,
+        dispatch: Dispatch,
+        dropped_logs: Arc<AtomicU64>,
+    ) -> Result<Publisher, PublishError> {
+        let (stream, store) = tokio::try_join!(
+            StreamWriter::connect(
+                &cfg.redis,
+                &cfg.stream,
+                cfg.retention,
+                cfg.dedup_window_ms,
+                cfg.timeout
+            ),
+            async {
+                let store =
+                    MetadataStore::connect(&cfg.database, &cfg.table_sql, cfg.timeout).await?;
+                store.check_table().await?;
+                Ok(store)
+            }
+        )?;
+        tracing::debug!(
+            "connected to Redis {} and Postgres {}; {}",
+            cfg.redis.display,
+            cfg.database.display,
+            store.description()
+        );
+        let entry_ids = EntryIdClock::default();
+        let reserve_ids = cfg.entry_ids == EntryIds::Reserved;
+        if reserve_ids {
+            // Learn the Redis clock before the first reservation (every append refreshes it).
+            let host = host_now_us();
+            entry_ids.sync(stream.time_us().await?, host);
+        }
+        let in_flight = Arc::new(InFlight::default());
+        let writer = Arc::new(Writer::new(
+            stream,
+            cfg.stream.clone(),
+            store,
+            dispatch,
+            Arc::new(Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown)),
+            cfg.timeout,
+            in_flight.clone(),
+            cfg.database.pool_size,
+            entry_ids,
+            reserve_ids,
+        ));
+        Ok(Publisher {
+            inner: Arc::new(Inner {
+                writer,
+                in_flight,
+                closed: AtomicBool::new(false),
+                default_source: cfg.source,
+                max_payload_bytes: cfg.max_payload_bytes,
+                max_in_flight: cfg.max_in_flight,
+                timeout: cfg.timeout,
+                dropped_logs,
+            }),
+        })
+    }
+
+    /// Creates the metadata table in an empty database (Postgres only); returns whether it did.
+    pub async fn migrate(cfg: Config) -> Result<bool, PublishError> {
+        let store = MetadataStore::connect(&cfg.database, &cfg.table_sql, cfg.timeout).await?;
+        let created = store.migrate().await;
+        store.close().await;
+        created
+    }
+
+    /// Starts a publish of one event: admits it now, in the caller's thread (so a publish made
+    /// before `close()` is admitted before `close()` starts waiting), and returns the write, which
+    /// resolves to the event id once its row and entry are both written. Refuses at once with
+    /// `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
+    pub fn start_publish(
+        &self,
+        input: EventInput,
+    ) -> Result<impl Future<Output = Result<String, PublishError>> + Send + 'static, PublishError>
+    {
+        let admission = self.admit(1)?;
+        let p = self.clone();
+        Ok(async move { p.publish_admitted(admission, input).await })
+    }
+
+    /// Starts a publish of `count` events atomically, admitted now as [`Self::start_publish`]
+    /// does; `unpack` yields the events on the worker (the binding's packed form is unpacked off
+    /// the JS thread). Resolves to their ids in input order.
+    pub fn start_publish_batch(
+        &self,
+        count: usize,
+        unpack: impl FnOnce() -> Result<Vec<EventInput>, PublishError> + Send + 'static,
+    ) -> Result<
+        impl Future<Output = Result<Vec<String>, PublishError>> + Send + 'static,
+        PublishError,
+    > {
+        let admission = self.admit(count)?;
+        let p = self.clone();
+        Ok(async move { p.publish_batch_admitted(admission, unpack()?).await })
+    }
+
+    /// Reserves room for `n` events, synchronously: the binding calls it in the caller's thread,
+    /// so publishes made before `close()` are admitted before `close()` starts waiting. Refuses
+    /// with `ERR_CLOSED`, `ERR_OVERLOADED` or `ERR_CIRCUIT_OPEN`.
+    fn admit(&self, n: usize) -> Result<Admission, PublishError> {
+        let admitted = self.try_admit(n);
+        if let Err(e) = &admitted {
+            self.inner.writer.metrics.sent(n, Some(e.code));
+        }
+        admitted
+    }
+
+    fn try_admit(&self, n: usize) -> Result<Admission, PublishError> {
+        let inner = &self.inner;
+        // Count first, then check `closed`: `close()` sets `closed` and then waits for the count,
+        // so an event is either refused here or waited for there.
+        let before = inner.in_flight.events.fetch_add(n, Ordering::SeqCst);
+        let mut admission = Admission {
+            in_flight: inner.in_flight.clone(),
+            circuit: inner.writer.circuit.clone(),
+            n,
+            trial: false,
+        };
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err(PublishError::closed());
+        }
+        if before + n > inner.max_in_flight && before > 0 {
+            return Err(PublishError::new(
+                Code::Overloaded,
+                format!(
+                    "{before} events are already waiting to be written (maxInFlight {})",
+                    inner.max_in_flight
+                ),
+            ));
+        }
+        admission.trial = inner.writer.circuit.admit()? == Admit::Trial;
+        Ok(admission)
+    }
+
+    /// `publish` after `admit(1)`.
+    async fn publish_admitted(
+        &self,
+        admission: Admission,
+        input: EventInput,
+    ) -> Result<String, PublishError> {
+        let dispatch = self.dispatch().clone();
+        let started = Instant::now();
+        let result = async move {
+            let event = self.prepare(input)?;
+            let mut ids = self.submit(admission, vec![event], false).await?;
+            Ok(ids.pop().unwrap_or_default())
+        }
+        .with_subscriber(dispatch)
+        .await;
+        self.count(Operation::Publish, 1, started, &result);
+        result
+    }
+
+    /// Counts a settled call in the metrics.
+    fn count<T>(&self, op: Operation, n: usize, started: Instant, r: &Result<T, PublishError>) {
+        let m = &self.inner.writer.metrics;
+        m.sent(n, r.as_ref().err().map(|e| e.code));
+        m.operation(op, started.elapsed());
+    }
+
+    /// Every metric now (see `metrics`).
+    pub fn stats(&self) -> Snapshot {
+        let w = &self.inner.writer;
+        w.metrics.snapshot(Gauges {
+            in_flight_events: self.inner.in_flight.events.load(Ordering::Relaxed) as u64,
+            circuit_state: match w.circuit.state() {
+                crate::pipeline::circuit::State::Closed => 0,
+                crate::pipeline::circuit::State::HalfOpen => 1,
+                crate::pipeline::circuit::State::Open => 2,
+            },
+            dropped_log_records: self.inner.dropped_logs.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The dispatch this publisher's records go through (attached to its futures and tasks).
+    pub(crate) fn dispatch(&self) -> &Dispatch {
+        &self.inner.writer.dispatch
+    }
+
+    /// `publish_batch` after `admit(inputs.len())`.
+    async fn publish_batch_admitted(
+        &self,
+        admission: Admission,
+        inputs: Vec<EventInput>,
+    ) -> Result<Vec<String>, PublishError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dispatch = self.dispatch().clone();
+        let (started, n) = (Instant::now(), inputs.len());
+        let result = self
+            .batch_inner(admission, inputs)
+            .with_subscriber(dispatch)
+            .await;
+        self.count(Operation::PublishBatch, n, started, &result);
+        result
+    }
+
+    async fn batch_inner(
+        &self,
+        admission: Admission,
+        inputs: Vec<EventInput>,
+    ) -> Result<Vec<String>, PublishError> {
+        let events = crate::event::prepare_batch(
+            inputs,
+            &self.inner.default_source,
+            self.inner.max_payload_bytes,
+        )?;
+        self.submit(admission, events, true).await
+    }
+
+    fn prepare(&self, input: EventInput) -> Result<PreparedEvent, PublishError> {
+        PreparedEvent::prepare(
+            input,
+            &self.inner.default_source,
+            self.inner.max_payload_bytes,
+        )
+    }
+
+    /// Queues admitted events for a group and waits for their outcome, at most `timeoutMs`.
+    async fn submit(
+        &self,
+        mut admission: Admission,
+        events: Vec<PreparedEvent>,
+        batch: bool,
+    ) -> Result<Vec<String>, PublishError> {
+        let (reply, rx) = oneshot::channel();
+        // From here the group settles the admission (counts and circuit), not its Drop.
+        let trial = admission.take();
+        let job = Job {
+            events,
+            batch,
+            trial,
+            reply,
+            since: std::time::Instant::now(),
+        };
+        self.inner.writer.enqueue(job);
+        match tokio::time::timeout(self.inner.timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(PublishError::new(
+                Code::Closed,
+                "the publisher stopped before the event was written",
+            )),
+            Err(_) => Err(PublishError::timeout(
+                "publish",
+                self.inner.timeout.as_millis() as u64,
+            )),
+        }
+    }
+
+    /// Whether each store answers now, and the circuit breaker's state.
+    pub async fn health(&self) -> Health {
+        let w = &self.inner.writer;
+        let (redis, database) = async { tokio::join!(w.stream.ping(), w.store.ping()) }
+            .with_subscriber(w.dispatch.clone())
+            .await;
+        Health {
+            redis,
+            database,
+            circuit: w.circuit.state().as_str(),
+        }
+    }
+
+    /// Refuses new publishes, waits for the ones in flight, then closes the connections.
+    /// Later calls reject with `ERR_CLOSED`; calling it again is harmless.
+    pub async fn close(&self) {
+        let inner = &self.inner;
+        if inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        loop {
+            let idle = inner.in_flight.idle.notified();
+            if inner.in_flight.events.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            // Bounded: every group finishes its retries and undo within a few timeouts.
+            let _ = tokio::time::timeout(inner.timeout, idle).await;
+        }
+        inner.writer.stream.close();
+        inner.writer.store.close().await;
+    }
+}
