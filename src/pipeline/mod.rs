@@ -9,6 +9,7 @@ mod admission;
 mod circuit;
 mod group_commit;
 mod group_write;
+mod outbox;
 mod publish_log;
 mod publisher;
 mod reconcile;
