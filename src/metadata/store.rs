@@ -148,6 +148,12 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
+    /// Runs a small read-only simple query on the warm connection (the one publishes use, when it
+    /// is free), so a periodic reader such as the outbox relay wakes no other server process.
+    pub(crate) async fn fetch_warm_raw(&self, sql: &str) -> Result<Vec<PgRow>, sqlx::Error> {
+        self.fetch_warm(sqlx::raw_sql(sql)).await
+    }
+
     /// The publishing pool, for the outbox's own transactions.
     pub(crate) fn publishing_pool(&self) -> &PgPool {
         &self.pool

@@ -422,16 +422,16 @@ impl Outbox {
             "SELECT count(*)::int8, COALESCE((extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::int8, 0) FROM {} WHERE {}",
             self.outbox_table, self.this_stream
         );
-        let row = tokio::time::timeout(
-            self.writer.timeout,
-            sqlx::raw_sql(&sql).fetch_one(self.writer.store.publishing_pool()),
-        )
-        .await
-        .map_err(|_| {
-            PublishError::timeout("outbox backlog", self.writer.timeout.as_millis() as u64)
-        })?
-        .map_err(|e| PublishError::database("outbox backlog", &e))?;
-        let (n, age): (i64, i64) = (row.try_get(0).unwrap_or(0), row.try_get(1).unwrap_or(0));
+        let row = tokio::time::timeout(self.writer.timeout, self.writer.store.fetch_warm_raw(&sql))
+            .await
+            .map_err(|_| {
+                PublishError::timeout("outbox backlog", self.writer.timeout.as_millis() as u64)
+            })?
+            .map_err(|e| PublishError::database("outbox backlog", &e))?;
+        let (n, age): (i64, i64) = match row.first() {
+            Some(r) => (r.try_get(0).unwrap_or(0), r.try_get(1).unwrap_or(0)),
+            None => (0, 0),
+        };
         self.metrics
             .backlog
             .store(n.max(0) as u64, Ordering::Relaxed);
