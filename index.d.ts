@@ -91,7 +91,7 @@ export interface PublisherOptions {
    * failover may then lose entries the primary had acknowledged).
    */
   replicaAcks?: number;
-  /** Postgres URL for publishing, with Prisma's parameters as Prisma means them (README, "Database URL parameters"); may point at PgBouncer in any pool mode. Default: `DATABASE_URL`. */
+  /** Postgres URL for publishing, with Prisma's parameters as Prisma means them (docs/configuration.md, "Database URL parameters"); may point at PgBouncer in any pool mode. Default: `DATABASE_URL`. */
   databaseUrl?: string;
   /** Postgres URL without a pooler, Prisma's `directUrl`: `migrate()` and `reconcile()` use it when given. Default: `DIRECT_URL`. */
   directUrl?: string;
@@ -123,14 +123,14 @@ export interface PublisherOptions {
    * How entry IDs are chosen. `'reserved'` (default): taken from the Redis clock before the row
    * is written, so the row is inserted once with its final `stream_id` (Redis still checks each
    * ID; one it refuses falls back to `'server'` for that event). `'server'`: `XADD *` after the
-   * row, then a second statement sets `stream_id`, like the platform's own publisher. See README.
+   * row, then a second statement sets `stream_id`, like the platform's own publisher. See docs/guarantees.md, "What one publish writes".
    */
   entryIds?: 'reserved' | 'server';
   /**
    * With `@opentelemetry/api` installed and a span active, also write the W3C `traceparent` (and
    * `tracestate`, if any) of the publish's `send <stream>` span as a second field pair after
    * `event` in each stream entry, so a consumer can continue the trace. Default `false`: the
-   * entry has exactly one field pair (COMPAT.md §1). `fields[1]` is the event either way.
+   * entry has exactly one field pair (docs/wire-contract.md). `fields[1]` is the event either way.
    */
   traceContext?: boolean;
   /**
@@ -329,14 +329,14 @@ export declare class EventPublisher {
   /** Whether each store answers now, the circuit breaker's state, and the outbox's backlog. */
   health(): Promise<Health>;
   /**
-   * Settles rows a crashed process may have left without an entry (see README): PENDING rows
+   * Settles rows a crashed process may have left without an entry (docs/guarantees.md, guarantee 9): PENDING rows
    * created between `withinMs` (default 24 h) and `olderThanMs` (default 60 s) ago whose
    * `stream_id` does not hold their entry.
    */
   reconcile(options?: { olderThanMs?: number; withinMs?: number }): Promise<ReconcileResult>;
   /**
    * The publisher's metrics in the Prometheus text format (`messaging_client_sent_messages_total`,
-   * `messaging_client_operation_duration_seconds_bucket`, …; see README "Observability").
+   * `messaging_client_operation_duration_seconds_bucket`, …; see docs/observability.md).
    */
   metrics(): Promise<string>;
   /** The publisher's metrics now, as an object. */

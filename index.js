@@ -28,7 +28,7 @@ class EventPublisherError extends Error {
 }
 
 // Native errors carry their code as a message prefix: "ERR_X: text", or "?ERR_X: text" when the
-// outcome is unknown. See src/binding.rs (to_napi).
+// outcome is unknown. See src/binding/error.rs (to_napi).
 const NATIVE_ERROR = /^(\??)(ERR_[A-Z_]+): ([\s\S]*)$/;
 
 function fromNative(err) {
@@ -532,7 +532,7 @@ class EventPublisher {
     return this.#native.health().catch(rethrow);
   }
 
-  /** Settles rows a crashed process may have left without an entry (see README). */
+  /** Settles rows a crashed process may have left without an entry (docs/guarantees.md, guarantee 9). */
   reconcile(options) {
     const pick = (name, dflt) => (options && options[name] !== undefined ? options[name] : dflt);
     const olderThanMs = pick('olderThanMs', 60_000);

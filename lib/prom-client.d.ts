@@ -7,7 +7,7 @@ export interface PromRegistryLike {
 }
 
 /**
- * Registers the publisher's metrics (see README "Observability") into a prom-client `Registry`
+ * Registers the publisher's metrics (see docs/observability.md) into a prom-client `Registry`
  * you pass, never into the global default unasked; resolves to a function that unregisters them.
  * Each scrape reads the publisher's current values.
  */

@@ -1,7 +1,7 @@
 'use strict';
 // @hyvve/event-publisher/testing: an in-memory publisher for unit tests. Same API, argument checks
 // and errors as EventPublisher; the envelope bytes and row values come from the same Rust code
-// (src/envelope.rs, src/validate.rs, through the binding's `prepareEvents`), with no Redis and no
+// (src/event/envelope.rs, src/event/validate.rs, through `prepareEvents` in src/binding/testing.rs), with no Redis and no
 // Postgres. What the stream and the table would hold is kept in memory: `published()`.
 
 const { prepareEvents } = require('../binding.js');

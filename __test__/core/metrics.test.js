@@ -127,6 +127,14 @@ test('after publishes, a batch, bad inputs and a Redis outage the metrics hold e
   expect(p.stats().sentMessages).toBe(6);
 });
 
+test('docs/observability.md lists every metric family with its kind', async () => {
+  const { types } = parsePrometheus(await p.metrics());
+  const doc = require('node:fs').readFileSync(require('node:path').join(__dirname, '..', '..', 'docs', 'observability.md'), 'utf8');
+  const rows = new Map([...doc.matchAll(/^\| `([a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => [m[1], m[2]]));
+  expect(types.size).toBeGreaterThanOrEqual(9);
+  expect(Object.fromEntries(rows)).toEqual(Object.fromEntries(types));
+});
+
 test('the prom-client adapter serves the metrics from a registry the user passes, not the global one', async () => {
   const client = require('prom-client');
   const { registerPublisherMetrics } = require('../../lib/prom-client');

@@ -307,7 +307,7 @@ test(`chaos: ${N} events under Redis/Postgres restarts, a Redis stall and refuse
   }
 
   // A definite rejection (outcomeUnknown false) means the publish was not written: no entry, and
-  // no row pointing at one (README's failure table; a PENDING row whose stream_id holds no entry is
+  // no row pointing at one (docs/guarantees.md's failure table; a PENDING row whose stream_id holds no entry is
   // its documented leftover when the undo's DELETE failed too). Checked before any retry.
   const definite = ops.filter((o) => !o.ok && !o.errors[o.errors.length - 1].unknown);
   const undoFailed = new Set(logs.filter((l) => /could not delete the rows/.test(l.msg)).flatMap((l) => l.eventIds || []));

@@ -4,7 +4,7 @@
 // getters and toJSON, Dates, undefined, NaN, sparse arrays, BigInt, cycles, odd objects). Every case
 // either publishes exactly what the contract says (the entry's `data` bytes are JSON.stringify(data),
 // its context fields are the caller's, the row matches), or rejects with ERR_INVALID_EVENT /
-// ERR_PAYLOAD_TOO_LARGE and writes nothing. An oracle written from the README/COMPAT rules decides
+// ERR_PAYLOAD_TOO_LARGE and writes nothing. An oracle written from the docs/wire-contract.md rules decides
 // which, so a case that publishes when it should not (or the reverse) fails too.
 //
 // FUZZ_SEED replays another sequence; FUZZ_CASES changes the number of generated cases.
@@ -22,7 +22,7 @@ const CASES = Number(process.env.FUZZ_CASES || 300);
 const CASE_TIMEOUT_MS = 10_000;
 const CUID2 = /^[a-z][a-z0-9]{23}$/;
 
-// ---- the oracle (README / COMPAT / index.d.ts rules) ---------------------------------------------
+// ---- the oracle (docs/wire-contract.md / index.d.ts rules) ----------------------------------------
 
 const bytes = (s) => Buffer.byteLength(s); // napi hands Rust UTF-8, lone surrogates as U+FFFD
 const describeErr = (e) => `${e && e.constructor && e.constructor.name}: ${e && e.message}`;

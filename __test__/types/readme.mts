@@ -1,4 +1,4 @@
-// The README's code sample, verbatim between the markers; __test__/core/readme.test.js checks
+// README.md's quick start, verbatim between the markers; __test__/core/readme.test.js checks
 // that README.md shows exactly this, and `npm run test:types` compiles it (strict).
 declare const workspaceId: string;
 declare const userId: string;
@@ -17,16 +17,4 @@ const ids: string[] = await publisher.publishBatch([
 ]); // atomic: all or none, ids in input order
 await publisher.close();
 // README sample end
-// README sample begin (observability)
-import { Registry } from 'prom-client';
-import { registerPublisherMetrics } from '@hyvve/event-publisher/prom-client';
-import { observePublisherMetrics } from '@hyvve/event-publisher/otel-metrics';
-
-const observed = await EventPublisher.connect({ logLevel: 'info,sqlx=warn', traceContext: true });
-const registry = new Registry(); // yours: the global default registry is never used unasked
-await registerPublisherMetrics(observed, registry); // registry.metrics() now includes them
-observePublisherMetrics(observed); // or pass a MeterProvider
-const text: string = await observed.metrics(); // Prometheus text, same values
-const failed = observed.stats().failedMessages; // [{ code: 'ERR_REDIS', count: 2 }, …]
-// README sample end
-export { id, ids, text, failed };
+export { id, ids };

@@ -32,17 +32,19 @@ pub struct NativeEvent {
     pub trace_context: Option<String>,
 }
 
-impl From<NativeEvent> for EventInput {
-    fn from(e: NativeEvent) -> EventInput {
+impl NativeEvent {
+    /// The pipeline's input. (An inherent method, not `From`: the conversion belongs to the
+    /// binding, and a trait impl on `EventInput` would read as the event module depending on it.)
+    pub(super) fn into_input(self) -> EventInput {
         EventInput {
-            event_type: e.event_type,
-            data_json: e.data,
-            tenant_id: e.tenant_id,
-            user_id: e.user_id,
-            correlation_id: e.correlation_id,
-            source: e.source,
-            event_id: e.event_id,
-            trace_context: e.trace_context,
+            event_type: self.event_type,
+            data_json: self.data,
+            tenant_id: self.tenant_id,
+            user_id: self.user_id,
+            correlation_id: self.correlation_id,
+            source: self.source,
+            event_id: self.event_id,
+            trace_context: self.trace_context,
         }
     }
 }
@@ -150,7 +152,7 @@ impl NativePublisher {
         event_id: Option<String>,
         trace_context: Option<String>,
     ) -> Result<()> {
-        let input = EventInput::from(NativeEvent {
+        let input = NativeEvent {
             event_type,
             data,
             tenant_id,
@@ -159,7 +161,8 @@ impl NativePublisher {
             source,
             event_id,
             trace_context,
-        });
+        }
+        .into_input();
         let write = self.inner.start_publish(input).map_err(to_napi)?;
         self.spawn_completion(ticket, write)
     }

@@ -1,5 +1,5 @@
-// The README's NestJS and testing samples, verbatim (checked by __test__/core/readme.test.js),
-// compiled under strict with the declarations they assume.
+// The NestJS health and testing samples of docs/nestjs.md and docs/testing.md, verbatim (checked by
+// __test__/core/readme.test.js), compiled under strict with the declarations they assume.
 import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
