@@ -178,9 +178,10 @@ class TestPublisher {
     return this;
   }
 
-  /** Always healthy: `{ redis: true, database: true, circuit: 'closed' }` (after close, both false). */
+  /** Always healthy: `{ redis: true, database: true, circuit: 'closed', outbox }` (after close, both false); no outbox backlog in memory. */
   async health() {
-    return this.#closed ? { redis: false, database: false, circuit: 'closed' } : { redis: true, database: true, circuit: 'closed' };
+    const outbox = { pending: 0, oldestAgeMs: 0 };
+    return this.#closed ? { redis: false, database: false, circuit: 'closed', outbox } : { redis: true, database: true, circuit: 'closed', outbox };
   }
 
   /** Nothing to settle in memory: `{ examined: 0, repaired: 0, failed: 0 }`. */
