@@ -19,12 +19,23 @@ export declare class NativePublisher {
    * contain one).
    */
   submitBatch(ticket: number, count: number, fields: string, data: string): void
+  /**
+   * Prepares `count` events (packed as for `submit_batch`) as `publish` (`batch` false, one
+   * event) or `publishBatch` would, with no I/O, and returns their ids and the statement that
+   * stages them in the caller's transaction (docs/outbox.md).
+   */
+  stage(count: number, fields: string, data: string, batch: boolean): StagedNative
+  /**
+   * Appends the committed, undelivered ones of these staged events: `{ appended, deferred }`.
+   * Never rejects for a store failure (the relay delivers what was deferred).
+   */
+  dispatch(eventIds: Array<string>): Promise<{ appended: number; deferred: number }>
   /** Takes every finished publish. */
   drain(): Drained
   /** Creates the metadata table in an empty database; resolves to whether it did. */
   static migrate(options?: Record<string, unknown> | undefined | null): Promise<boolean>
-  /** `{ redis, database, circuit, inFlightBytes }`. */
-  health(): Promise<{ redis: boolean; database: boolean; circuit: string; inFlightBytes: number }>
+  /** `{ redis, database, circuit, inFlightBytes, outbox }`. */
+  health(): Promise<{ redis: boolean; database: boolean; circuit: string; inFlightBytes: number; outbox: { pending: number; oldestAgeMs: number } }>
   /**
    * Settles PENDING rows created between `within_ms` and `older_than_ms` ago whose stream_id
    * does not hold their entry.
@@ -93,3 +104,13 @@ export interface PreparedEntry {
  * (placeholders stand in for them when absent), the environment is not read.
  */
 export declare function prepareEvents(options: Record<string, unknown> | undefined | null, events: Array<NativeEvent>, batch: boolean): Array<PreparedEntry>
+
+/** What `stage` returns: the events' ids and the statement (`text`, its one parameter `value`). */
+export interface StagedNative {
+  /** The event ids, in input order. */
+  eventIds: Array<string>
+  /** The SQL text. */
+  text: string
+  /** `$1`: a JSON document. */
+  value: string
+}

@@ -148,6 +148,16 @@ export interface PublisherOptions {
    * entry has exactly one field pair (docs/wire-contract.md). `fields[1]` is the event either way.
    */
   traceContext?: boolean;
+  /**
+   * Run the outbox relay in this publisher (docs/outbox.md): it appends events that were
+   * committed through `stage()` and not dispatched (a process killed after its commit, Redis
+   * down at the time). Default `true`; shared safely by every replica (`FOR UPDATE SKIP LOCKED`).
+   */
+  relay?: boolean;
+  /** Time between the relay's passes, ms. Default 500. */
+  relayIntervalMs?: number;
+  /** How old (since staging) an undelivered outbox row must be before the relay takes it, ms. Default 1000. */
+  relayGraceMs?: number;
 }
 
 /** What {@link EventPublisher.health} reports. */
@@ -157,6 +167,56 @@ export interface Health {
   circuit: 'closed' | 'open' | 'half-open';
   /** Bytes held for admitted, unsettled events (counted against `maxInFlightBytes`). */
   inFlightBytes: number;
+  /** The outbox of this publisher's stream: events committed and not yet appended, and the age of the oldest (ms). */
+  outbox: { pending: number; oldestAgeMs: number };
+}
+
+/** What {@link EventPublisher.stage} returns: the ids, and the statement to run on the caller's transaction. */
+export interface StagedEvents {
+  /** The staged events' ids, in input order. */
+  readonly eventIds: readonly string[];
+  /** One SQL statement with one text parameter; run it with an adapter of `@hyvve/event-publisher/outbox`. */
+  readonly statement: { readonly text: string; readonly values: readonly [string] };
+}
+
+/** What {@link EventPublisher.dispatch} did. */
+export interface DispatchResult {
+  /** Events appended by this call. */
+  appended: number;
+  /** Events it could not append (a store failed): they wait in the outbox for the relay. */
+  deferred: number;
+}
+
+/**
+ * What a {@link EventPublisher.transaction} callback publishes through: staged in its transaction.
+ * `Tx` (the type of `tx`) is `any` unless given: `transaction<Item, PoolClient>(pool, …)`.
+ */
+export interface TransactionEvents<Tx> {
+  /** The transaction: Prisma's interactive client, a pg `PoolClient`, a Kysely `Transaction`, a TypeORM `EntityManager`. */
+  readonly tx: Tx;
+  /** Stages one event; returns its id at once. Appended after the commit; gone if the transaction rolls back. */
+  publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): string;
+  /** Stages events that are appended together, in order; returns their ids. */
+  publishBatch<const T extends readonly string[]>(events: { readonly [K in keyof T]: BatchEvent<T[K]> }): string[];
+}
+
+/** A database `transaction()` can open a transaction on (recognised by shape; no dependency on the libraries). */
+export type OutboxDatabase =
+  | { $transaction(...args: any[]): any }
+  | { connect(...args: any[]): any; query(...args: any[]): any }
+  | { transaction(...args: any[]): any; selectFrom(...args: any[]): any }
+  | { transaction(...args: any[]): any; createQueryRunner(...args: any[]): any };
+
+/** Options of {@link EventPublisher.transaction}: Prisma's `$transaction` options, and how long to wait for the append. */
+export interface TransactionOptions {
+  /** After the commit, wait at most this long for the events' append before resolving (the relay finishes what is left). Default 250. */
+  dispatchWaitMs?: number;
+  /** Prisma only: `$transaction`'s `maxWait`. */
+  maxWait?: number;
+  /** Prisma only: `$transaction`'s `timeout`. */
+  timeout?: number;
+  /** Prisma only: `$transaction`'s `isolationLevel`. */
+  isolationLevel?: string;
 }
 
 /** What {@link EventPublisher.reconcile} did. */
@@ -206,6 +266,23 @@ export interface PublisherStats {
   circuitState: 0 | 1 | 2;
   /** Log records dropped because the logger's queue was full. */
   droppedLogRecords: number;
+  /** The transactional outbox (docs/outbox.md). */
+  outbox: {
+    /** Events of this stream committed to the outbox and not yet appended, at the relay's last look. */
+    backlog: number;
+    /** Age of the oldest of them then (ms since staging). */
+    oldestAgeMs: number;
+    /** Events appended by `dispatch()`. */
+    dispatched: number;
+    /** Events appended by the relay (recovered). */
+    recovered: number;
+    /** Events `dispatch()` left to the relay. */
+    deferred: number;
+    /** Events found already appended when delivered again (a lost acknowledgement). */
+    alreadyAppended: number;
+    /** Seconds from staging to the stream entry, by path. */
+    stageToEntrySeconds: { dispatch: HistogramStats; relay: HistogramStats };
+  };
 }
 
 /** Stable error codes. */
@@ -261,7 +338,30 @@ export declare class EventPublisher {
   publishBatch<const T extends readonly string[]>(
     events: { readonly [K in keyof T]: BatchEvent<T[K]> },
   ): Promise<string[]>;
-  /** Whether each store answers now, and the circuit breaker's state. */
+  /**
+   * Prepares one event exactly as `publish` would (same checks, ids, errors, envelope bytes),
+   * synchronously and without I/O, for the caller's own transaction: run `statement` on it
+   * (`@hyvve/event-publisher/outbox`), commit, then {@link dispatch} it (or let the relay).
+   * Throws `ERR_INVALID_EVENT` / `ERR_PAYLOAD_TOO_LARGE` like `publish` rejects.
+   */
+  stage<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): StagedEvents;
+  /** {@link stage} for several events, prepared as `publishBatch` prepares them; appended together, in order. */
+  stageBatch<const T extends readonly string[]>(
+    events: { readonly [K in keyof T]: BatchEvent<T[K]> },
+  ): StagedEvents;
+  /**
+   * After the commit: appends the committed, not yet delivered ones of these staged events now.
+   * Never rejects for a store failure (`deferred` events wait for the relay); before the commit
+   * or after a rollback it appends nothing.
+   */
+  dispatch(staged: StagedEvents | readonly StagedEvents[]): Promise<DispatchResult>;
+  /**
+   * Runs `fn` in a transaction of `db` (a PrismaClient, a pg Pool, a Kysely instance or a TypeORM
+   * DataSource); what `fn` publishes through `events` commits with it and is appended after the
+   * commit. Resolves to `fn`'s result once committed.
+   */
+  transaction<R, Tx = any>(db: OutboxDatabase, fn: (events: TransactionEvents<Tx>) => Promise<R>, options?: TransactionOptions): Promise<R>;
+  /** Whether each store answers now, the circuit breaker's state, and the outbox's backlog. */
   health(): Promise<Health>;
   /**
    * Settles rows a crashed process may have left without an entry (docs/guarantees.md, guarantee 9): PENDING rows

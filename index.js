@@ -168,7 +168,7 @@ const OPTION_KEYS = new Set([
   'redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'retention', 'source', 'metadataTable',
   'maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'maxInFlightBytes', 'circuitThreshold',
   'circuitCooldownMs', 'logger', 'logLevel', 'entryIds', 'traceContext', 'redisClusterNodes',
-  'redisSentinel', 'replicaAcks',
+  'redisSentinel', 'replicaAcks', 'relay', 'relayIntervalMs', 'relayGraceMs',
 ]);
 
 function configError(message) {
@@ -207,7 +207,11 @@ function nativeOptions(options) {
     out[to] = v;
   };
   ['redisUrl', 'redisCaFile', 'databaseUrl', 'directUrl', 'stream', 'source', 'metadataTable', 'logLevel', 'entryIds'].forEach(str);
-  ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'maxInFlightBytes', 'circuitThreshold', 'circuitCooldownMs', 'replicaAcks'].forEach((k) => num(k));
+  ['maxPayloadBytes', 'timeoutMs', 'dedupWindowMs', 'maxInFlight', 'maxInFlightBytes', 'circuitThreshold', 'circuitCooldownMs', 'replicaAcks', 'relayIntervalMs', 'relayGraceMs'].forEach((k) => num(k));
+  if (options.relay !== undefined && options.relay !== null) {
+    if (typeof options.relay !== 'boolean') throw configError(`relay must be a boolean, got ${describe(options.relay)}`);
+    out.relay = options.relay;
+  }
   const strings = (v, name) => {
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw configError(`${name} must be an array of strings, got ${describe(v)}`);
     return v.slice();
@@ -279,6 +283,40 @@ function endSpan(span, done, batch) {
       throw err;
     },
   );
+}
+
+/**
+ * `transaction()`'s way into a transaction of `db`: (work, options) => result, where work gets
+ * (executor, tx). Recognised structurally (no dependency on the libraries).
+ */
+function transactionRunner(db) {
+  const outbox = require('./outbox/index.js');
+  if (db && typeof db.$transaction === 'function') {
+    return (work, opts) => db.$transaction((tx) => work(outbox.fromPrisma(tx), tx), opts);
+  }
+  if (db && typeof db.transaction === 'function' && typeof db.selectFrom === 'function') {
+    return (work) => db.transaction().execute((trx) => work(outbox.fromKysely(trx), trx));
+  }
+  if (db && typeof db.transaction === 'function' && typeof db.createQueryRunner === 'function') {
+    return (work) => db.transaction((manager) => work(outbox.fromTypeORM(manager), manager));
+  }
+  if (db && typeof db.connect === 'function' && typeof db.query === 'function') {
+    return async (work) => {
+      const client = await db.connect();
+      try {
+        await client.query('BEGIN');
+        const out = await work(outbox.fromPg(client), client);
+        await client.query('COMMIT');
+        return out;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        client.release();
+      }
+    };
+  }
+  throw configError('transaction(db, fn): db must be a PrismaClient, a pg Pool, a Kysely instance or a TypeORM DataSource');
 }
 
 /** Publishes events to the Redis stream and the event_metadata table. */
@@ -397,6 +435,100 @@ class EventPublisher {
     const { fields, data } = packBatch(batch, span && this.#traceContext ? traceField(span) : undefined);
     const done = this.#start(true, (ticket) => this.#native.submitBatch(ticket, batch.length, fields, data));
     return span ? endSpan(span, done, true) : done;
+  }
+
+  /**
+   * Prepares one event exactly as `publish` would (same checks, ids, errors and envelope bytes),
+   * with no I/O, for the caller's own transaction: run `statement` on it (an adapter of
+   * `@hyvve/event-publisher/outbox`), commit, then `dispatch()` (or let the relay deliver it).
+   */
+  stage(type, data, context) {
+    const e = nativeEvent(type, data, context, '');
+    return this.#stage([e], false);
+  }
+
+  /** `stage` for several events, as `publishBatch` prepares them; appended together, in order. */
+  stageBatch(events) {
+    return this.#stage(nativeBatch(events), true);
+  }
+
+  #stage(batch, isBatch) {
+    if (this.#closed) throw new EventPublisherError('ERR_CLOSED', 'the publisher is closed');
+    const span = this.#traceContext && otel ? otel.trace.getActiveSpan() : null;
+    const { fields, data } = packBatch(batch, span ? traceField(span) : undefined);
+    let r;
+    try {
+      r = this.#native.stage(batch.length, fields, data, isBatch);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return Object.freeze({
+      eventIds: Object.freeze(r.eventIds),
+      statement: Object.freeze({ text: r.text, values: Object.freeze([r.value]) }),
+    });
+  }
+
+  /**
+   * After the caller's commit: appends the committed, not yet delivered ones of these staged
+   * events now. Resolves to `{ appended, deferred }`; never rejects for a store failure (what it
+   * could not append waits in the outbox for the relay). Before commit or after a rollback it
+   * appends nothing.
+   */
+  dispatch(staged) {
+    const list = Array.isArray(staged) ? staged : [staged];
+    const ids = [];
+    for (const s of list) {
+      if (!s || !Array.isArray(s.eventIds)) {
+        return Promise.reject(invalid('dispatch() takes what stage()/stageBatch() returned (or an array of them)'));
+      }
+      for (const id of s.eventIds) ids.push(id);
+    }
+    if (ids.length === 0) return Promise.resolve({ appended: 0, deferred: 0 });
+    return this.#native.dispatch(ids).catch(rethrow);
+  }
+
+  /**
+   * Runs `fn` in a transaction of `db` (a PrismaClient, a pg Pool, a Kysely instance or a TypeORM
+   * DataSource), staging what `fn` publishes through `events.publish()` / `events.publishBatch()`
+   * in that transaction; after the commit, dispatches them. Resolves to `fn`'s result once
+   * committed (waiting for the append at most `dispatchWaitMs`, default 250 ms: a slow Redis
+   * never holds up the business result; the relay delivers what is left).
+   */
+  async transaction(db, fn, options) {
+    if (typeof fn !== 'function') throw configError('transaction(db, fn): fn must be a function');
+    const { dispatchWaitMs = 250, ...txOptions } = options || {};
+    const runner = transactionRunner(db);
+    const staged = [];
+    const result = await runner(async (executor, tx) => {
+      const pendingStatements = [];
+      const events = {
+        tx,
+        publish: (type, data, context) => {
+          const s = this.stage(type, data, context);
+          staged.push(s);
+          pendingStatements.push(s.statement);
+          return s.eventIds[0];
+        },
+        publishBatch: (list) => {
+          const s = this.stageBatch(list);
+          staged.push(s);
+          pendingStatements.push(s.statement);
+          return s.eventIds.slice();
+        },
+      };
+      const out = await fn(events);
+      // One round trip per statement, after the callback: staged events cost the transaction
+      // nothing until it is about to commit.
+      for (const st of pendingStatements) await executor.execute(st);
+      return out;
+    }, txOptions);
+    if (staged.length) {
+      const dispatched = this.dispatch(staged).catch(() => {});
+      let timer;
+      await Promise.race([dispatched, new Promise((r) => { timer = setTimeout(r, dispatchWaitMs); })]);
+      clearTimeout(timer);
+    }
+    return result;
   }
 
   /** Whether each store answers now, and the circuit breaker's state. */

@@ -392,7 +392,19 @@ async function stats({ values, cfg, out }) {
     }
     const statuses = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED', 'DLQ'];
     const byStatus = (k) => Object.fromEntries(statuses.map((s) => [s, (rows.find((r) => r.status === s) || {})[k] || 0]));
-    return { stream, rows: { lastHour: byStatus('last_hour'), lastDay: byStatus('last_day') } };
+    // The transactional outbox (docs/outbox.md): this stream's committed, not yet appended events.
+    let outbox = null;
+    try {
+      const { rows: o } = await pg.query(
+        `SELECT count(*)::int AS pending, COALESCE((extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::int8, 0)::text AS oldest
+           FROM event_outbox WHERE stream = $1`,
+        [cfg.stream],
+      );
+      outbox = { pending: o[0].pending, oldestAgeMs: Number(o[0].oldest) };
+    } catch (err) {
+      if (err.code !== '42P01') throw new CliError('ERR_DATABASE', redact(err.message, cfg.databaseUrl)); // 42P01: no outbox table (no migrate() since)
+    }
+    return { stream, rows: { lastHour: byStatus('last_hour'), lastDay: byStatus('last_day') }, outbox };
   });
   for (const e of [result.stream.firstEntry, result.stream.lastEntry]) {
     if (e) {
@@ -412,6 +424,7 @@ async function stats({ values, cfg, out }) {
   }
   lines.push(`${TABLE} rows created in the last hour / day:`);
   for (const st of Object.keys(result.rows.lastDay)) lines.push(`  ${st.padEnd(10)} ${String(result.rows.lastHour[st]).padStart(8)} ${String(result.rows.lastDay[st]).padStart(8)}`);
+  lines.push(result.outbox ? `outbox: ${result.outbox.pending} events committed, not yet appended; oldest ${result.outbox.oldestAgeMs} ms` : 'outbox: no event_outbox table (run migrate)');
   out(lines.join('\n'));
 }
 

@@ -10,6 +10,15 @@ const EVENT_PUBLISHER_OPTIONS = Symbol.for('@hyvve/event-publisher/nest:options'
 /** Options of this module that are not options of `EventPublisher.connect`. */
 const NEST_ONLY_KEYS = ['isGlobal', 'startDegraded', 'reconnectIntervalMs', 'maxReconnectIntervalMs'];
 
+/** A fresh event id, made by the publisher's own code (the addon's `prepareEvents`). */
+function newEventId() {
+  const { prepareEvents } = require('../binding.js');
+  return prepareEvents(null, [{ type: 'outbox.test.id', data: '{}', tenantId: 't', userId: 'u' }], false)[0].eventId;
+}
+
+/** The CLS key under which `EventOutbox.withTransaction` collects what `publish()` staged. */
+const STAGED_KEY = Symbol.for('@hyvve/event-publisher/nest:outbox-staged');
+
 /** What a Nest `Logger` method is called for each level of a core `LogEntry`. */
 const LOGGER_METHOD = { error: 'error', warn: 'warn', info: 'log', debug: 'debug', trace: 'verbose' };
 
@@ -211,6 +220,130 @@ function createNestBindings(common, core) {
     }
   }
   Injectable()(EventPublisherHealthIndicator);
+
+  /**
+   * The transactional outbox in Nest (docs/outbox.md): events that commit with the business
+   * change they announce. `transaction(db, fn)` opens the transaction itself (Prisma, pg, Kysely,
+   * TypeORM); with `@nestjs-cls/transactional`, `publish()` stages on `TransactionHost.tx` of the
+   * active `@Transactional()` transaction, and `withTransaction(fn)` dispatches after its commit.
+   * Without a dispatch (a plain `@Transactional()` method) the relay appends the events after
+   * `relayGraceMs` + up to `relayIntervalMs`.
+   */
+  class EventOutbox {
+    constructor(service) {
+      this.service = service;
+    }
+
+    /**
+     * `EventPublisher.transaction`: runs `fn` in a transaction of `db`; its events commit with it.
+     * Under `forTest()` (the in-memory publisher) `fn` runs without a transaction (`events.tx` is
+     * `db`) and its events are published as one batch when it resolves, none when it throws.
+     */
+    async transaction(db, fn, options) {
+      const publisher = await this.service._ready();
+      if (typeof publisher.transaction === 'function') return publisher.transaction(db, fn, options);
+      const queued = [];
+      const add = (type, data, context) => {
+        // A fresh id of the real publisher's kind (made by its own code).
+        const eventId = (context && context.eventId) || newEventId();
+        queued.push({ type, data, context: { ...context, eventId } });
+        return eventId;
+      };
+      const out = await fn({
+        tx: db,
+        publish: add,
+        publishBatch: (events) => events.map((e) => add(e.type, e.data, e.context)),
+      });
+      if (queued.length) await publisher.publishBatch(queued);
+      return out;
+    }
+
+    /** `EventPublisher.stage` (the service must be connected). */
+    stage(type, data, context) {
+      return this._connected().stage(type, data, context);
+    }
+
+    /** `EventPublisher.stageBatch` (the service must be connected). */
+    stageBatch(events) {
+      return this._connected().stageBatch(events);
+    }
+
+    /** `EventPublisher.dispatch`. */
+    async dispatch(staged) {
+      return (await this.service._ready()).dispatch(staged);
+    }
+
+    /**
+     * Stages one event on the active `@nestjs-cls/transactional` transaction (`TransactionHost.tx`
+     * of `connectionName`); resolves to its id once the statement ran on that transaction.
+     */
+    async publish(type, data, context, options) {
+      const staged = (await this.service._ready()).stage(type, data, context);
+      await this._stageOnHost(staged, options);
+      return staged.eventIds[0];
+    }
+
+    /** `publish` for several events, appended together. */
+    async publishBatch(events, options) {
+      const staged = (await this.service._ready()).stageBatch(events);
+      await this._stageOnHost(staged, options);
+      return staged.eventIds.slice();
+    }
+
+    /**
+     * `TransactionHost.withTransaction(fn)` of `connectionName`, then, after the commit, dispatches
+     * what `publish()` staged inside it (waiting at most `dispatchWaitMs`, default 250 ms).
+     */
+    async withTransaction(fn, options = {}) {
+      const { host, cls } = this._host(options.connectionName);
+      const staged = [];
+      const result = await cls.run({ ifNested: 'inherit' }, () => {
+        cls.set(STAGED_KEY, staged);
+        return host.withTransaction(fn);
+      });
+      if (staged.length) {
+        const publisher = await this.service._ready();
+        const done = publisher.dispatch(staged).catch(() => {});
+        let timer;
+        await Promise.race([done, new Promise((r) => { timer = setTimeout(r, options.dispatchWaitMs ?? 250); })]);
+        clearTimeout(timer);
+      }
+      return result;
+    }
+
+    async _stageOnHost(staged, options = {}) {
+      const { host, cls } = this._host(options.connectionName);
+      if (!host.isTransactionActive()) {
+        throw this.service._error('ERR_CONFIG', 'EventOutbox.publish() needs an active @Transactional() transaction (TransactionHost.isTransactionActive() is false)');
+      }
+      const outbox = require('../outbox/index.js');
+      await outbox.fromTransaction(host.tx, options.sql).execute(staged.statement);
+      const list = cls.isActive() ? cls.get(STAGED_KEY) : undefined;
+      if (Array.isArray(list)) list.push(staged);
+    }
+
+    _host(connectionName) {
+      let tx;
+      let clsLib;
+      try {
+        tx = require('@nestjs-cls/transactional');
+        clsLib = require('nestjs-cls');
+      } catch (err) {
+        throw this.service._error('ERR_CONFIG', `EventOutbox.publish()/withTransaction() need @nestjs-cls/transactional and nestjs-cls installed: ${err.message}`);
+      }
+      return { host: tx.TransactionHost.getInstance(connectionName), cls: clsLib.ClsServiceManager.getClsService() };
+    }
+
+    _connected() {
+      const p = this.service._publisher;
+      if (!p || this.service._state !== 'ready') {
+        throw this.service._error('ERR_CLOSED', 'EventPublisherService is not connected yet (stage() is synchronous: call it after the module initialised)');
+      }
+      return p;
+    }
+  }
+  Injectable()(EventOutbox);
+  Inject(EventPublisherService)(EventOutbox, undefined, 0);
   Inject(EventPublisherService)(EventPublisherHealthIndicator, undefined, 0);
   Optional()(EventPublisherService, undefined, 0);
   Inject(EVENT_PUBLISHER_OPTIONS)(EventPublisherService, undefined, 0);
@@ -223,8 +356,8 @@ function createNestBindings(common, core) {
     .setExtras({ isGlobal: false }, (definition, extras) => ({
       ...definition,
       global: Boolean(extras.isGlobal),
-      providers: [...(definition.providers || []), EventPublisherService, EventPublisherHealthIndicator],
-      exports: [EventPublisherService, EventPublisherHealthIndicator],
+      providers: [...(definition.providers || []), EventPublisherService, EventPublisherHealthIndicator, EventOutbox],
+      exports: [EventPublisherService, EventPublisherHealthIndicator, EventOutbox],
     }))
     .build();
 
@@ -263,14 +396,15 @@ function createNestBindings(common, core) {
             inject: [TestPublisher],
           },
           EventPublisherHealthIndicator,
+          EventOutbox,
         ],
-        exports: [EventPublisherService, TestPublisher, EventPublisherHealthIndicator],
+        exports: [EventPublisherService, TestPublisher, EventPublisherHealthIndicator, EventOutbox],
       };
     }
   }
   Module({})(EventPublisherModule);
 
-  return { EventPublisherModule, EventPublisherService, EventPublisherHealthIndicator, EVENT_PUBLISHER_OPTIONS };
+  return { EventPublisherModule, EventPublisherService, EventPublisherHealthIndicator, EventOutbox, EVENT_PUBLISHER_OPTIONS };
 }
 
 module.exports = { createNestBindings, EVENT_PUBLISHER_OPTIONS };

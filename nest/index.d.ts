@@ -1,6 +1,6 @@
 // Typings of @hyvve/event-publisher/nest: the NestJS module and injectable service.
 import type { DynamicModule, InjectionToken, ModuleMetadata, OnModuleDestroy, OnModuleInit, OptionalFactoryDependency, Type } from '@nestjs/common';
-import type { BatchEvent, Health, PayloadOf, PublishContext, PublisherOptions } from '../index.js';
+import type { BatchEvent, DispatchResult, Health, OutboxDatabase, PayloadOf, PublishContext, PublisherOptions, StagedEvents, TransactionEvents, TransactionOptions } from '../index.js';
 
 /**
  * Options of {@link EventPublisherModule.forRoot}: the publisher's options (each defaults from the
@@ -96,7 +96,40 @@ export declare class EventPublisherHealthIndicator {
   isHealthy<Key extends string = 'eventPublisher'>(key?: Key): Promise<EventPublisherHealthResult<Key>>;
 }
 
-/** The NestJS module providing {@link EventPublisherService} and {@link EventPublisherHealthIndicator}. */
+/** Options of {@link EventOutbox.publish} and {@link EventOutbox.withTransaction}. */
+export interface EventOutboxHostOptions {
+  /** `@nestjs-cls/transactional`'s connection name (several `ClsPluginTransactional`s). */
+  connectionName?: string;
+  /** Drizzle only: drizzle-orm's `sql` tag (the adapter builds the statement with it). */
+  sql?: (strings: TemplateStringsArray, ...values: any[]) => any;
+}
+
+/**
+ * The transactional outbox (docs/outbox.md), provided beside {@link EventPublisherService}: events
+ * that commit with the business change they announce, appended after the commit.
+ */
+export declare class EventOutbox {
+  constructor(service: EventPublisherService);
+  /** Runs `fn` in a transaction of `db` (PrismaClient, pg Pool, Kysely, TypeORM DataSource); its events commit with it. */
+  transaction<R, Tx = any>(db: OutboxDatabase, fn: (events: TransactionEvents<Tx>) => Promise<R>, options?: TransactionOptions): Promise<R>;
+  /** `EventPublisher.stage` (throws `ERR_CLOSED` before the module initialised). */
+  stage<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext): StagedEvents;
+  /** `EventPublisher.stageBatch`. */
+  stageBatch(events: ReadonlyArray<BatchEvent>): StagedEvents;
+  /** `EventPublisher.dispatch`. */
+  dispatch(staged: StagedEvents | readonly StagedEvents[]): Promise<DispatchResult>;
+  /**
+   * With `@nestjs-cls/transactional`: stages the event on `TransactionHost.tx` of the active
+   * `@Transactional()` transaction (rejects `ERR_CONFIG` outside one); resolves to its id.
+   */
+  publish<T extends string>(type: T, data: PayloadOf<T>, context: PublishContext, options?: EventOutboxHostOptions): Promise<string>;
+  /** {@link publish} for several events, appended together. */
+  publishBatch(events: ReadonlyArray<BatchEvent>, options?: EventOutboxHostOptions): Promise<string[]>;
+  /** `TransactionHost.withTransaction(fn)`, then dispatches what {@link publish} staged in it, after the commit. */
+  withTransaction<R>(fn: () => Promise<R>, options?: EventOutboxHostOptions & { dispatchWaitMs?: number }): Promise<R>;
+}
+
+/** The NestJS module providing {@link EventPublisherService}, {@link EventPublisherHealthIndicator} and {@link EventOutbox}. */
 export declare class EventPublisherModule {
   /** Registers the service with these options (each defaults from the environment: `REDIS_URL`/`REDIS_HOST`…, `DATABASE_URL`). */
   static forRoot(options?: EventPublisherModuleOptions): DynamicModule;

@@ -20,4 +20,4 @@ const nest = commonIsRequirable()
   ? require('./index.js')
   : require('./create.js').createNestBindings(await import('@nestjs/common'), require('../index.js'));
 
-export const { EventPublisherModule, EventPublisherService, EventPublisherHealthIndicator, EVENT_PUBLISHER_OPTIONS } = nest;
+export const { EventPublisherModule, EventPublisherService, EventPublisherHealthIndicator, EventOutbox, EVENT_PUBLISHER_OPTIONS } = nest;

@@ -107,6 +107,11 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// An empty histogram with these upper bounds.
+    pub(crate) fn with_bounds(bounds: &'static [f64]) -> Self {
+        Self::new(bounds)
+    }
+
     fn new(bounds: &'static [f64]) -> Self {
         Histogram {
             bounds,
@@ -126,7 +131,7 @@ impl Histogram {
             .fetch_add((v.max(0.0) * 1e6).round() as u64, Relaxed);
     }
 
-    fn snapshot(&self) -> HistogramSnapshot {
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
             bounds: self.bounds.to_vec(),
             counts: self.counts.iter().map(|c| c.load(Relaxed)).collect(),
@@ -244,6 +249,8 @@ impl Metrics {
             }
         }
         Snapshot {
+            outbox: serde_json::Value::Null,
+            outbox_prometheus: String::new(),
             stream: self.stream.clone(),
             sent_messages: self.sent_ok.load(Relaxed),
             failed_messages: failed,
@@ -331,6 +338,11 @@ pub struct Snapshot {
     pub circuit_state: u8,
     /// Log records a full `logger` queue dropped.
     pub dropped_log_records: u64,
+    /// The transactional outbox's values (`stats().outbox`), filled in by the publisher.
+    pub outbox: serde_json::Value,
+    /// The outbox's series in the Prometheus text, appended by [`Snapshot::prometheus`].
+    #[serde(skip)]
+    pub outbox_prometheus: String,
 }
 
 /// `messaging.system`: "redis" is not one of the conventions' well-known values; it is ours.
@@ -452,15 +464,16 @@ impl Snapshot {
             header(o, name, kind, help);
             let _ = writeln!(o, "{name}{{{dest}}} {v}");
         }
+        out.push_str(&self.outbox_prometheus);
         out
     }
 }
 
-fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn histogram(o: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
+pub(crate) fn histogram(o: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
     let mut cumulative = 0;
     for (b, c) in h.bounds.iter().zip(&h.counts) {
         cumulative += c;
@@ -472,7 +485,7 @@ fn histogram(o: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
 }
 
 /// A label value as the text format wants it.
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -178,9 +178,11 @@ class TestPublisher {
     return this;
   }
 
-  /** Always healthy: `{ redis: true, database: true, circuit: 'closed', inFlightBytes: 0 }` (after close, both false). */
+  /** Always healthy: `{ redis: true, database: true, circuit: 'closed', inFlightBytes: 0, outbox }` (after close, both false); no outbox backlog in memory. */
   async health() {
-    return { redis: !this.#closed, database: !this.#closed, circuit: 'closed', inFlightBytes: 0 };
+    const outbox = { pending: 0, oldestAgeMs: 0 };
+    const up = !this.#closed;
+    return { redis: up, database: up, circuit: 'closed', inFlightBytes: 0, outbox };
   }
 
   /** Nothing to settle in memory: `{ examined: 0, repaired: 0, failed: 0 }`. */

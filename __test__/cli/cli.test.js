@@ -181,12 +181,14 @@ describe('against the stores', () => {
     expect(s.stream.groups).toEqual([{ name: 'workers', consumers: 1, pending: 1, lastDeliveredId: s.stream.firstEntry.entryId, lag: 2 }]);
     expect(s.rows.lastHour).toEqual({ PENDING: 2, PROCESSING: 0, COMPLETED: 1, FAILED: 0, DLQ: 0 });
     expect(s.rows.lastDay).toEqual(s.rows.lastHour);
+    expect(s.outbox).toEqual({ pending: 0, oldestAgeMs: 0 }); // issue 22: the outbox backlog of this stream
 
     const human = await cli(['stats', ...STORES()]);
     expect(human.code).toBe(0);
     expect(human.stdout).toContain(`stream ${STREAM}: 3 entries`);
     expect(human.stdout).toMatch(/workers {2}consumers=1 {2}pending=1 {2}lag=2/);
     expect(human.stdout).toMatch(/COMPLETED +1 +1/);
+    expect(human.stdout).toContain('outbox: 0 events committed, not yet appended');
   });
 
   test('stats of a stream that does not exist exits 0 and says so', async () => {

@@ -221,13 +221,13 @@ describe('Redis outages (private Redis)', () => {
     expect(open.ms).toBeLessThan(100);
     const batch = await settle(p.publishBatch([{ type: 'fault.circuit.fail', data: {}, context: { tenantId: tenant, userId: 'u' } }]));
     expect(batch.err.code).toBe('ERR_CIRCUIT_OPEN');
-    expect(await p.health()).toEqual({ redis: false, database: true, circuit: 'open', inFlightBytes: 0 });
+    expect(await p.health()).toEqual({ redis: false, database: true, circuit: 'open', inFlightBytes: 0, outbox: { pending: 0, oldestAgeMs: 0 } });
 
     await r.restart();
     await sleep(1100);
     const back = await publishUntilOk(p, { tenantId: tenant, userId: 'u' }, 5000);
     expect(back.id).toMatch(CUID2);
-    expect(await p.health()).toEqual({ redis: true, database: true, circuit: 'closed', inFlightBytes: 0 });
+    expect(await p.health()).toEqual({ redis: true, database: true, circuit: 'closed', inFlightBytes: 0, outbox: { pending: 0, oldestAgeMs: 0 } });
     // A failure whose outcome was unknown keeps its PENDING row until retried with its eventId;
     // then each row holds the ID of its one entry.
     for (const { i, ctx } of ambiguous) await p.publish('fault.circuit.fail', { i }, ctx);

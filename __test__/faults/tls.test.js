@@ -48,7 +48,7 @@ tlsTest('rediss:// with redisCaFile publishes over TLS; the entry reads back ove
   try {
     const id = await p.publish('fault.tls.event', { secure: true, at: new Date(0) }, { tenantId: tenant, userId: 'u' });
     const ids = await p.publishBatch([1, 2].map((i) => ({ type: 'fault.tls.event', data: { i }, context: { tenantId: tenant, userId: 'u' } })));
-    expect(await p.health()).toEqual({ redis: true, database: true, circuit: 'closed', inFlightBytes: 0 });
+    expect(await p.health()).toEqual({ redis: true, database: true, circuit: 'closed', inFlightBytes: 0, outbox: { pending: 0, oldestAgeMs: 0 } });
     const client = await server.client(); // ioredis with tls: { ca }
     try {
       const entries = await readStream(client, stream);

@@ -148,7 +148,7 @@ describe('EventPublisherHealthIndicator with @nestjs/terminus', () => {
   test('with forTest() the indicator reports the in-memory publisher up', async () => {
     const moduleRef = await boot({ imports: [EventPublisherModule.forTest()] });
     expect(await moduleRef.get(EventPublisherHealthIndicator).isHealthy()).toEqual({
-      eventPublisher: { status: 'up', redis: true, database: true, circuit: 'closed', inFlightBytes: 0, state: 'ready' },
+      eventPublisher: { status: 'up', redis: true, database: true, circuit: 'closed', inFlightBytes: 0, state: 'ready', outbox: { pending: 0, oldestAgeMs: 0 } },
     });
   });
 });

@@ -8,7 +8,7 @@ const { Injectable, Module } = require('@nestjs/common');
 const { Redis } = require('ioredis');
 const { Pool } = require('pg');
 const { EventPublisher, EventPublisherError } = require('@hyvve/event-publisher');
-const { EventPublisherModule, EventPublisherService, EventPublisherHealthIndicator, EVENT_PUBLISHER_OPTIONS } = require('@hyvve/event-publisher/nest');
+const { EventPublisherModule, EventPublisherService, EventPublisherHealthIndicator, EventOutbox, EVENT_PUBLISHER_OPTIONS } = require('@hyvve/event-publisher/nest');
 const h = require('./helpers');
 
 jest.setTimeout(30_000);
@@ -123,7 +123,7 @@ describe('registration', () => {
 
   test('forRoot without isGlobal is not global; forRootAsync needs a useFactory', () => {
     expect(EventPublisherModule.forRoot().global).toBe(false);
-    expect(EventPublisherModule.forRoot().exports).toEqual([EventPublisherService, EventPublisherHealthIndicator]);
+    expect(EventPublisherModule.forRoot().exports).toEqual([EventPublisherService, EventPublisherHealthIndicator, EventOutbox]);
     expect(() => EventPublisherModule.forRootAsync({})).toThrow('useFactory');
   });
 
@@ -266,7 +266,7 @@ describe('entry points', () => {
 
   test('import (ESM) and require (CJS) of /nest give the same classes in one process', () => {
     expect(run('esm-identity.mjs')).toEqual({
-      esmExports: ['EVENT_PUBLISHER_OPTIONS', 'EventPublisherHealthIndicator', 'EventPublisherModule', 'EventPublisherService'],
+      esmExports: ['EVENT_PUBLISHER_OPTIONS', 'EventOutbox', 'EventPublisherHealthIndicator', 'EventPublisherModule', 'EventPublisherService'],
       sameService: true,
       sameModule: true,
       sameToken: true,

@@ -2,7 +2,7 @@
 // The platform's unit-test style, unchanged: the service under test gets
 // `{ provide: EventPublisherService, useValue: { publish: jest.fn() } }` and a fake database; no store is touched.
 const { Test } = require('@nestjs/testing');
-const { EventPublisherService } = require('@hyvve/event-publisher/nest');
+const { EventPublisherService, EventOutbox } = require('@hyvve/event-publisher/nest');
 const h = require('./helpers');
 
 const { ApprovalRouterService, ApprovalsService, PG_POOL } = h.loadExample();
@@ -56,9 +56,16 @@ test('ApprovalRouterService publishes through a mocked EventPublisherService', a
 });
 
 test('ApprovalsService.approve publishes approval.item.approved through the mock', async () => {
-  const publish = jest.fn().mockResolvedValue('evt-2');
+  const publish = jest.fn().mockReturnValue('evt-2');
+  // approve() goes through the outbox (one transaction): its mock runs the callback on the pool.
+  const outbox = { transaction: jest.fn((db, fn) => fn({ tx: db, publish })) };
   const moduleRef = await Test.createTestingModule({
-    providers: [ApprovalsService, { provide: EventPublisherService, useValue: { publish } }, { provide: PG_POOL, useValue: fakePool({ ...row, status: 'approved' }) }],
+    providers: [
+      ApprovalsService,
+      { provide: EventPublisherService, useValue: { publish: jest.fn() } },
+      { provide: EventOutbox, useValue: outbox },
+      { provide: PG_POOL, useValue: fakePool({ ...row, status: 'approved' }) },
+    ],
   }).compile();
 
   await moduleRef.get(ApprovalsService).approve('ws-1', 'appr-1', 'user-2', { notes: 'ok' });

@@ -177,6 +177,7 @@ describe('the tarballs', () => {
       /^nest\/(index\.js|index\.mjs|index\.d\.ts|create\.js)$/,
       /^bin\/hyvve-event-publisher\.js$/,
       /^testing\/index\.(js|mjs|d\.ts)$/,
+      /^outbox\/index\.(js|mjs|d\.ts)$/,
     ];
     expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
     for (const needed of ['package.json', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'nest/index.js', 'nest/index.mjs', 'nest/index.d.ts', 'nest/create.js']) {

@@ -218,8 +218,8 @@ describe('what only the fake offers, checked against what the real one does', ()
     expect(fake.published()).toEqual([]);
     await fake.publish('equiv.clear.tested', {}, c);
     expect(fake.published()).toHaveLength(1);
-    expect(await fake.health()).toEqual({ redis: true, database: true, circuit: 'closed', inFlightBytes: 0 });
+    expect(await fake.health()).toEqual({ redis: true, database: true, circuit: 'closed', inFlightBytes: 0, outbox: { pending: 0, oldestAgeMs: 0 } });
     await fake.close();
-    expect(await fake.health()).toEqual({ redis: false, database: false, circuit: 'closed', inFlightBytes: 0 });
+    expect(await fake.health()).toEqual({ redis: false, database: false, circuit: 'closed', inFlightBytes: 0, outbox: { pending: 0, oldestAgeMs: 0 } });
   });
 });

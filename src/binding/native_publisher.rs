@@ -76,6 +76,17 @@ impl LogSink for CallbackSink {
 /// the process alive; `index.js` holds a ref'd timer while publishes are pending instead.
 type WakeFn = ThreadsafeFunction<(), (), (), Status, false, true>;
 
+/// What `stage` returns: the events' ids and the statement (`text`, its one parameter `value`).
+#[napi(object)]
+pub struct StagedNative {
+    /// The event ids, in input order.
+    pub event_ids: Vec<String>,
+    /// The SQL text.
+    pub text: String,
+    /// `$1`: a JSON document.
+    pub value: String,
+}
+
 /// Finished publishes as `drain()` hands them over: parallel arrays.
 #[napi(object)]
 pub struct Drained {
@@ -197,6 +208,37 @@ impl NativePublisher {
         Ok(())
     }
 
+    /// Prepares `count` events (packed as for `submit_batch`) as `publish` (`batch` false, one
+    /// event) or `publishBatch` would, with no I/O, and returns their ids and the statement that
+    /// stages them in the caller's transaction (docs/outbox.md).
+    #[napi]
+    pub fn stage(
+        &self,
+        count: u32,
+        fields: String,
+        data: String,
+        batch: bool,
+    ) -> Result<StagedNative> {
+        let inputs = packed_batch::unpack(count as usize, &fields, &data).map_err(to_napi)?;
+        let (event_ids, st) = self.inner.stage(inputs, batch).map_err(to_napi)?;
+        Ok(StagedNative {
+            event_ids,
+            text: st.text,
+            value: st.value,
+        })
+    }
+
+    /// Appends the committed, undelivered ones of these staged events: `{ appended, deferred }`.
+    /// Never rejects for a store failure (the relay delivers what was deferred).
+    #[napi(
+        catch_unwind,
+        ts_return_type = "Promise<{ appended: number; deferred: number }>"
+    )]
+    pub async fn dispatch(&self, event_ids: Vec<String>) -> Result<serde_json::Value> {
+        let (appended, deferred) = self.inner.dispatch_staged(event_ids).await;
+        Ok(serde_json::json!({ "appended": appended, "deferred": deferred }))
+    }
+
     /// Takes every finished publish.
     #[napi]
     pub fn drain(&self) -> Drained {
@@ -231,10 +273,10 @@ impl NativePublisher {
         Publisher::migrate(cfg).await.map_err(to_napi)
     }
 
-    /// `{ redis, database, circuit, inFlightBytes }`.
+    /// `{ redis, database, circuit, inFlightBytes, outbox }`.
     #[napi(
         catch_unwind,
-        ts_return_type = "Promise<{ redis: boolean; database: boolean; circuit: string; inFlightBytes: number }>"
+        ts_return_type = "Promise<{ redis: boolean; database: boolean; circuit: string; inFlightBytes: number; outbox: { pending: number; oldestAgeMs: number } }>"
     )]
     pub async fn health(&self) -> Result<serde_json::Value> {
         let h = self.inner.health().await;
@@ -243,6 +285,7 @@ impl NativePublisher {
             "database": h.database,
             "circuit": h.circuit,
             "inFlightBytes": h.in_flight_bytes,
+                        "outbox": { "pending": h.outbox_pending, "oldestAgeMs": h.outbox_oldest_age_ms },
         }))
     }
 

@@ -87,6 +87,22 @@ pub struct Config {
     pub circuit_cooldown: Duration,
     /// How entry IDs are chosen.
     pub entry_ids: EntryIds,
+    /// The outbox table (`event_outbox` in the metadata table's schema), quoted.
+    pub outbox_table_sql: String,
+    /// The outbox relay.
+    pub relay: RelayConfig,
+}
+
+/// How the outbox relay runs (options `relay`, `relayIntervalMs`, `relayGraceMs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Whether this publisher runs a relay at all (`relay: false` opts out).
+    pub enabled: bool,
+    /// Time between passes when there was nothing (more) to deliver.
+    pub interval: Duration,
+    /// Rows younger than this (by `created_at`, their stage time) are left to their writer's own
+    /// dispatch: the relay is the fallback, not a second fast path.
+    pub grace: Duration,
 }
 
 /// Reads an environment variable (from the given map, else the process), empty meaning unset.
@@ -177,6 +193,20 @@ impl Config {
             o.metadata_table.as_deref().unwrap_or(DEFAULT_TABLE),
             schema.as_deref(),
         )?;
+        // Beside the metadata table: the same schema.
+        let outbox_table_sql = match table_sql.rsplit_once('.') {
+            Some((schema, _)) => format!("{schema}.\"event_outbox\""),
+            None => "\"event_outbox\"".to_string(),
+        };
+        let relay = RelayConfig {
+            enabled: o.relay.unwrap_or(true),
+            interval: Duration::from_millis(positive_int(
+                "relayIntervalMs",
+                o.relay_interval_ms,
+                500,
+            )?),
+            grace: Duration::from_millis(non_negative_int("relayGraceMs", o.relay_grace_ms, 1000)?),
+        };
         let log_filter = crate::logging::parse_filter(
             &o.log_level
                 .or_else(|| env("EVENT_PUBLISHER_LOG"))
@@ -216,6 +246,8 @@ impl Config {
                     )))
                 }
             },
+            outbox_table_sql,
+            relay,
         })
     }
 }

@@ -52,6 +52,12 @@ pub struct Options {
     pub redis_sentinel: Option<super::redis::SentinelOptions>,
     /// Replicas that must hold each append before a publish resolves (`WAIT`).
     pub replica_acks: Option<f64>,
+    /// Whether this publisher runs the outbox relay (default true).
+    pub relay: Option<bool>,
+    /// Time between the relay's passes, ms (default 500).
+    pub relay_interval_ms: Option<f64>,
+    /// Age (since staging) before the relay takes an undelivered row, ms (default 1000).
+    pub relay_grace_ms: Option<f64>,
     /// The environment to read defaults from; `None` reads the process environment. (Node
     /// passes `process.env`'s values, which a test runner may have changed without `setenv`.)
     pub env: Option<std::collections::HashMap<String, String>>,

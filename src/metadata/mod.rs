@@ -8,4 +8,5 @@ mod sql_literal;
 mod store;
 mod warm_connection;
 
+pub(crate) use sql_literal::{push_text, text_arrays};
 pub(crate) use store::{ExistingRow, MetadataStore, PendingRow};

@@ -24,6 +24,9 @@ type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 /// The DDL of the platform's Prisma migration for `event_metadata` (never run unless asked).
 pub const MIGRATION_SQL: &str = include_str!("../../migrations/0001_event_metadata.sql");
 
+/// The DDL of the outbox table (`event_outbox`, docs/outbox.md), created by `migrate()`.
+pub const OUTBOX_MIGRATION_SQL: &str = include_str!("../../migrations/0002_event_outbox.sql");
+
 /// What the insert found for each event id that already had a row (a retry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingRow {
@@ -132,6 +135,8 @@ pub struct MetadataStore {
     mark_failed: Template,
     op_timeout: Duration,
     table_sql: String,
+    /// The outbox table beside it (same schema), quoted.
+    outbox_table_sql: String,
     /// What connect decided, for the connect log record.
     pub(super) description: String,
     /// Connections opened before this time (Unix ms) are discarded instead of reused: set when a
@@ -143,6 +148,17 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
+    /// Runs a small read-only simple query on the warm connection (the one publishes use, when it
+    /// is free), so a periodic reader such as the outbox relay wakes no other server process.
+    pub(crate) async fn fetch_warm_raw(&self, sql: &str) -> Result<Vec<PgRow>, sqlx::Error> {
+        self.fetch_warm(sqlx::raw_sql(sql)).await
+    }
+
+    /// The publishing pool, for the outbox's own transactions.
+    pub(crate) fn publishing_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// What connect decided about statements and sessions, for a debug log record.
     pub fn description(&self) -> &str {
         &self.description
@@ -226,6 +242,10 @@ impl MetadataStore {
             ),
             op_timeout: timeout,
             table_sql: table.to_string(),
+            outbox_table_sql: match table.rsplit_once('.') {
+                Some((schema, _)) => format!("{schema}.\"event_outbox\""),
+                None => "\"event_outbox\"".to_string(),
+            },
             description: String::new(),
             stale_before_ms: Arc::new(AtomicU64::new(0)),
             warm: WarmConnection::default(),
@@ -370,9 +390,29 @@ impl MetadataStore {
             within_ms.min(i64::MAX as u64 / 4),
         );
         // Integer milliseconds both ways, so the keyset cursor is exact.
+        // A row whose event waits in the outbox (committed, not yet appended) is the relay's, not
+        // a crashed publish's: never examined here. The table may not exist (no migrate() since).
+        let outbox: Option<String> = self
+            .bounded("find pending rows", async {
+                sqlx::raw_sql(&format!(
+                    "SELECT to_regclass('{}')::text",
+                    self.outbox_table_sql.replace('\'', "''")
+                ))
+                .fetch_one(&self.session)
+                .await?
+                .try_get(0)
+            })
+            .await?;
+        let not_staged = match outbox {
+            Some(_) => format!(
+                "AND NOT EXISTS (SELECT 1 FROM {} AS o WHERE o.event_id = m.event_id) ",
+                self.outbox_table_sql
+            ),
+            None => String::new(),
+        };
         let sql = format!(
-            "SELECT event_id, stream_id, (extract(epoch FROM created_at) * 1000)::int8 AS created_ms FROM {} \
-             WHERE status = 'PENDING' \
+            "SELECT event_id, stream_id, (extract(epoch FROM created_at) * 1000)::int8 AS created_ms FROM {} AS m \
+             WHERE status = 'PENDING' {not_staged}\
              AND created_at < (now() AT TIME ZONE 'UTC') - {older}::int8 * INTERVAL '1 millisecond' \
              AND created_at >= (now() AT TIME ZONE 'UTC') - {within}::int8 * INTERVAL '1 millisecond' \
              AND (created_at, event_id) > (TIMESTAMP 'epoch' + ({after_ms})::int8 * INTERVAL '1 millisecond', {after_lit}::text) \
@@ -456,21 +496,31 @@ impl MetadataStore {
                     .try_get(0)
             })
             .await?;
-        if exists.is_some() {
+        let outbox: Option<String> = self
+            .bounded("migrate", async {
+                sqlx::raw_sql("SELECT to_regclass('event_outbox')::text")
+                    .fetch_one(&self.session)
+                    .await?
+                    .try_get(0)
+            })
+            .await?;
+        if exists.is_some() && outbox.is_some() {
             return Ok(false);
         }
         // One multi-statement simple query runs as one transaction (so on one server connection,
         // even through a transaction-mode pooler): the advisory lock serialises concurrent
-        // migrations (parallel test workers), the DO block re-checks under it.
+        // migrations (parallel test workers), the DO blocks re-check under it. The outbox table
+        // is additive: created beside an existing event_metadata too.
         let sql = format!(
             "SELECT pg_advisory_xact_lock(7243001); \
-             DO $migration$ BEGIN IF to_regclass('event_metadata') IS NULL THEN {MIGRATION_SQL} END IF; END $migration$;"
+             DO $migration$ BEGIN IF to_regclass('event_metadata') IS NULL THEN {MIGRATION_SQL} END IF; END $migration$; \
+             DO $outbox$ BEGIN IF to_regclass('event_outbox') IS NULL THEN {OUTBOX_MIGRATION_SQL} END IF; END $outbox$;"
         );
         self.bounded("migrate", async {
             sqlx::raw_sql(&sql).execute(&self.session).await
         })
         .await?;
-        Ok(true)
+        Ok(exists.is_none())
     }
 
     /// Closes the pool after its connections are returned.

@@ -6,7 +6,8 @@
 //! `group_commit.rs` queues jobs and forms groups;
 //! `group_write.rs` writes a group (reserve → rows → entries → `stream_id`; undo) and
 //! `retry.rs` decides what is retried; `publish_log.rs` logs outcomes; `reconcile.rs` repairs
-//! the rows a crashed process left.
+//! the rows a crashed process left; `outbox/` stages events in the caller's transaction and
+//! delivers committed ones (dispatch and the relay).
 
 mod admission;
 mod batch_parts;
@@ -15,6 +16,7 @@ mod group_commit;
 mod group_write;
 mod maybe_written;
 mod memory;
+mod outbox;
 mod publish_log;
 mod publisher;
 mod reconcile;

@@ -24,6 +24,7 @@ use crate::metadata::MetadataStore;
 use crate::metrics::{Gauges, Operation, Snapshot};
 use crate::pipeline::circuit::{Admit, Circuit};
 use crate::pipeline::group_commit::{Job, Writer};
+use crate::pipeline::outbox::{Outbox, StagedStatement, Stager};
 use crate::stream::StreamWriter;
 use crate::stream::{host_now_us, EntryIdClock};
 
@@ -38,6 +39,10 @@ pub struct Health {
     pub circuit: &'static str,
     /// Bytes held for admitted, unsettled events (against `maxInFlightBytes`).
     pub in_flight_bytes: u64,
+    /// Outbox events of this stream committed and not yet appended.
+    pub outbox_pending: u64,
+    /// The age of the oldest of them, ms since staging.
+    pub outbox_oldest_age_ms: u64,
 }
 
 /// A connected publisher. Cheap to clone; all clones share one set of connections.
@@ -59,6 +64,10 @@ pub(crate) struct Inner {
     maybe_written: MaybeWritten,
     /// Log records the sink could not take (a full `logger` queue).
     pub(crate) dropped_logs: Arc<AtomicU64>,
+    /// The staging statements.
+    stager: Stager,
+    /// Dispatch and the relay.
+    pub(crate) outbox: Arc<Outbox>,
 }
 
 impl Publisher {
@@ -118,8 +127,18 @@ impl Publisher {
             entry_ids,
             reserve_ids,
         ));
+        let outbox = Outbox::start(
+            writer.clone(),
+            &cfg.table_sql,
+            &cfg.outbox_table_sql,
+            cfg.dedup_window_ms,
+            cfg.relay,
+            &cfg.stream,
+        )?;
         Ok(Publisher {
             inner: Arc::new(Inner {
+                stager: Stager::new(&cfg.table_sql, &cfg.outbox_table_sql, &cfg.stream),
+                outbox,
                 writer,
                 in_flight,
                 closed: AtomicBool::new(false),
@@ -294,7 +313,7 @@ impl Publisher {
     /// Every metric now (see `metrics`).
     pub fn stats(&self) -> Snapshot {
         let w = &self.inner.writer;
-        w.metrics.snapshot(Gauges {
+        let mut snapshot = w.metrics.snapshot(Gauges {
             in_flight_events: self.inner.in_flight.events.load(Ordering::Relaxed) as u64,
             in_flight_bytes: self.inner.in_flight.bytes.load(Ordering::Relaxed) as u64,
             circuit_state: match w.circuit.state() {
@@ -303,7 +322,11 @@ impl Publisher {
                 crate::pipeline::circuit::State::Open => 2,
             },
             dropped_log_records: self.inner.dropped_logs.load(Ordering::Relaxed),
-        })
+        });
+        let o = &self.inner.outbox.metrics;
+        snapshot.outbox = o.snapshot();
+        snapshot.outbox_prometheus = o.prometheus(&snapshot.stream);
+        snapshot
     }
 
     /// The dispatch this publisher's records go through (attached to its futures and tasks).
@@ -453,17 +476,81 @@ impl Publisher {
         }
     }
 
-    /// Whether each store answers now, and the circuit breaker's state.
+    /// Prepares events exactly as `publish` (one event) or `publishBatch` (`batch`) would, with
+    /// no I/O, and returns their ids and the statement that stages them in the caller's own
+    /// transaction.
+    pub fn stage(
+        &self,
+        inputs: Vec<EventInput>,
+        batch: bool,
+    ) -> Result<(Vec<String>, StagedStatement), PublishError> {
+        let events = if batch {
+            crate::event::prepare_batch(
+                inputs,
+                &self.inner.default_source,
+                self.inner.max_payload_bytes,
+            )?
+        } else {
+            inputs
+                .into_iter()
+                .map(|i| self.prepare(i))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let statement = self.inner.stager.statement(&events);
+        Ok((events.into_iter().map(|e| e.event_id).collect(), statement))
+    }
+
+    /// Appends the committed, undelivered ones of these staged events now: `(appended,
+    /// deferred)`. Never fails for a store: what it could not deliver (`deferred`) stays in the
+    /// outbox for the relay. Events not visible (not committed, rolled back, delivered
+    /// already) are neither.
+    pub async fn dispatch_staged(&self, event_ids: Vec<String>) -> (usize, usize) {
+        let n = event_ids.len();
+        if n == 0 {
+            return (0, 0);
+        }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return (0, n);
+        }
+        let outbox = self.inner.outbox.clone();
+        match outbox
+            .dispatch(event_ids)
+            .with_subscriber(self.dispatch().clone())
+            .await
+        {
+            Ok(k) => (k, 0),
+            Err(e) => {
+                self.inner
+                    .outbox
+                    .metrics
+                    .deferred
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                tracing::warn!(
+                    code = e.code.as_str(),
+                    error = %e.message,
+                    events = n,
+                    "outbox dispatch failed; the relay will deliver the events"
+                );
+                (0, n)
+            }
+        }
+    }
+
+    /// Whether each store answers now, the circuit breaker's state, and the outbox's backlog.
     pub async fn health(&self) -> Health {
         let w = &self.inner.writer;
-        let (redis, database) = async { tokio::join!(w.stream.ping(), w.store.ping()) }
-            .with_subscriber(w.dispatch.clone())
-            .await;
+        let (redis, database, _) =
+            async { tokio::join!(w.stream.ping(), w.store.ping(), self.inner.outbox.look()) }
+                .with_subscriber(w.dispatch.clone())
+                .await;
+        let m = &self.inner.outbox.metrics;
         Health {
             redis,
             database,
             circuit: w.circuit.state().as_str(),
             in_flight_bytes: self.inner.in_flight.bytes.load(Ordering::Relaxed) as u64,
+            outbox_pending: m.backlog.load(Ordering::Relaxed),
+            outbox_oldest_age_ms: m.oldest_age_ms.load(Ordering::Relaxed),
         }
     }
 
@@ -482,6 +569,7 @@ impl Publisher {
             // Bounded: every group finishes its retries and undo within a few timeouts.
             let _ = tokio::time::timeout(inner.timeout, idle).await;
         }
+        inner.outbox.close().await;
         inner.writer.stream.close();
         inner.writer.store.close().await;
     }

@@ -1,8 +1,8 @@
 import { BadRequestException, Inject, Injectable, NotFoundException } from '@nestjs/common';
-import { EventPublisherService } from '@hyvve/event-publisher/nest';
+import { EventOutbox, EventPublisherService } from '@hyvve/event-publisher/nest';
 import { EventTypes, type ApprovalDecisionPayload, type BatchEvent } from '@hyvve/event-publisher';
 import { randomUUID } from 'node:crypto';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { PG_POOL, type ApprovalItemRow } from './database';
 
 export interface BulkApproveResult {
@@ -14,29 +14,37 @@ export interface BulkApproveResult {
 }
 
 /**
- * Decisions on approval items (approve, reject, cancel, bulk approve), each published after the
- * item's update: source `approvals`, user = the acting user, tenant = the workspace.
+ * Decisions on approval items (approve, reject, cancel, bulk approve): source `approvals`, user =
+ * the acting user, tenant = the workspace. `approve` uses the transactional outbox: the item's
+ * update and its event commit together (docs/outbox.md); the others publish after the update.
  */
 @Injectable()
 export class ApprovalsService {
   constructor(
     @Inject(PG_POOL) private readonly pool: Pool,
     private readonly eventPublisher: EventPublisherService,
+    private readonly outbox: EventOutbox,
   ) {}
 
+  /**
+   * One transaction: the item is approved and its event staged; after the commit the event is
+   * appended. A rollback (the item was not pending, a later statement failed) leaves no event.
+   */
   async approve(workspaceId: string, id: string, userId: string, dto: { notes?: string }): Promise<ApprovalItemRow> {
-    const item = await this.decide(workspaceId, id, userId, 'approved', dto.notes);
-    const payload: ApprovalDecisionPayload = {
-      approvalId: item.id,
-      type: item.type,
-      title: item.title,
-      decision: 'approved',
-      decidedById: userId,
-      decisionNotes: dto.notes, // often undefined: then absent from the JSON
-      confidenceScore: item.confidence_score,
-    };
-    await this.eventPublisher.publish(EventTypes.APPROVAL_APPROVED, payload, this.context(workspaceId, userId));
-    return item;
+    return this.outbox.transaction(this.pool, async (events) => {
+      const item = await this.decide(workspaceId, id, userId, 'approved', dto.notes, events.tx);
+      const payload: ApprovalDecisionPayload = {
+        approvalId: item.id,
+        type: item.type,
+        title: item.title,
+        decision: 'approved',
+        decidedById: userId,
+        decisionNotes: dto.notes, // often undefined: then absent from the JSON
+        confidenceScore: item.confidence_score,
+      };
+      events.publish(EventTypes.APPROVAL_APPROVED, payload, this.context(workspaceId, userId));
+      return item;
+    });
   }
 
   async reject(
@@ -115,8 +123,9 @@ export class ApprovalsService {
     userId: string,
     status: 'approved' | 'rejected' | 'cancelled',
     notes: string | undefined,
+    db: Pool | PoolClient = this.pool,
   ): Promise<ApprovalItemRow> {
-    const { rows } = await this.pool.query<ApprovalItemRow>(
+    const { rows } = await db.query<ApprovalItemRow>(
       `UPDATE approval_items
           SET status = $3, resolved_by_id = $4, resolved_at = now(), resolution_notes = $5
         WHERE workspace_id = $1 AND id = $2 AND status = 'pending'
@@ -124,7 +133,7 @@ export class ApprovalsService {
       [workspaceId, id, status, userId, notes ?? null],
     );
     if (rows[0]) return rows[0];
-    const existing = await this.pool.query<{ status: string }>(
+    const existing = await db.query<{ status: string }>(
       'SELECT status FROM approval_items WHERE workspace_id = $1 AND id = $2',
       [workspaceId, id],
     );
