@@ -453,7 +453,6 @@ class EventPublisher {
   }
 
   #stage(batch, isBatch) {
-    if (this.#closed) throw new EventPublisherError('ERR_CLOSED', 'the publisher is closed');
     const span = this.#traceContext && otel ? otel.trace.getActiveSpan() : null;
     const { fields, data } = packBatch(batch, span ? traceField(span) : undefined);
     let r;

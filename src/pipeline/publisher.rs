@@ -484,6 +484,10 @@ impl Publisher {
         inputs: Vec<EventInput>,
         batch: bool,
     ) -> Result<(Vec<String>, StagedStatement), PublishError> {
+        // Refused here, not in index.js, like every ERR_CLOSED since the outcome rule (issue 23).
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(PublishError::closed());
+        }
         let events = if batch {
             crate::event::prepare_batch(
                 inputs,
