@@ -139,7 +139,12 @@ test('Sentinel: primary SIGKILLed under load; every definite rejection left noth
     // The killed node comes back; the sentinels make it a replica of the new primary, so WAIT 1
     // can be acknowledged again.
     await pair.primary.start();
-    await until(async () => Number((await replicationInfo(pair.replicas[0].port)).connected_slaves) >= 1, 'the old primary to rejoin as a replica', 60_000);
+    const rejoined = async () => Number((await replicationInfo(pair.replicas[0].port)).connected_slaves) >= 1;
+    // The sentinels usually convert it within seconds; once in CI they had not after 60 s. The
+    // test is about the publisher's answers, not Sentinel's reconfiguration: do it by hand then.
+    await until(rejoined, 'the sentinels to make the old primary a replica', 15_000).catch(() =>
+      onNode(pair.primary.port, (c) => c.call('REPLICAOF', '127.0.0.1', String(pair.replicas[0].port))));
+    await until(rejoined, 'the old primary to rejoin as a replica', 60_000);
     await sleep(3000);
     await load.stop();
     const counts = await check(load, tenant, pair.replicas[0].port, stream);
