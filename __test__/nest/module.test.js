@@ -144,7 +144,7 @@ describe('registration', () => {
 
     // Health only: with no options the stream is the platform's real one.
     test('listed directly in providers, as the platform does today', () => {
-      expect(bootWithEnv('providers', 6379)).toEqual({ health: { redis: true, database: true, circuit: 'closed', inFlightBytes: 0, state: 'ready' } });
+      expect(bootWithEnv('providers', 6379)).toEqual({ health: { redis: true, database: true, circuit: 'closed', inFlightBytes: 0, state: 'ready', outbox: { pending: 0, oldestAgeMs: 0 } } });
     });
 
     test('forRoot(): a wrong REDIS_PORT fails the bootstrap with ERR_REDIS', async () => {
