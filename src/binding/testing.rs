@@ -7,7 +7,7 @@ use napi_derive::napi;
 use super::error::to_napi;
 use super::native_publisher::NativeEvent;
 use crate::config::Config;
-use crate::event::{prepare_batch, PreparedEvent};
+use crate::event::prepare_all;
 
 /// One event as the publisher would write it: the stream entry's `event` field and the row's
 /// columns (for `@hyvve/event-publisher/testing`).
@@ -59,15 +59,8 @@ pub fn prepare_events(
         .get_or_insert_with(|| "postgres://127.0.0.1:5432/test".into());
     let cfg = Config::resolve(o).map_err(to_napi)?;
     let inputs = events.into_iter().map(NativeEvent::into_input).collect();
-    let prepared = if batch {
-        prepare_batch(inputs, &cfg.source, cfg.max_payload_bytes)
-    } else {
-        inputs
-            .into_iter()
-            .map(|i| PreparedEvent::prepare(i, &cfg.source, cfg.max_payload_bytes))
-            .collect()
-    }
-    .map_err(to_napi)?;
+    let prepared =
+        prepare_all(inputs, batch, &cfg.source, cfg.max_payload_bytes).map_err(to_napi)?;
     Ok(prepared
         .into_iter()
         .map(|e| PreparedEntry {

@@ -133,6 +133,23 @@ impl PreparedEvent {
     }
 }
 
+/// Prepares `inputs` as `publishBatch` does (`batch`), else each as `publish` does: the one
+/// choice `stage()` and the in-memory test publisher make, like the real calls.
+pub fn prepare_all(
+    inputs: Vec<EventInput>,
+    batch: bool,
+    default_source: &str,
+    max_payload_bytes: usize,
+) -> Result<Vec<PreparedEvent>, PublishError> {
+    if batch {
+        return prepare_batch(inputs, default_source, max_payload_bytes);
+    }
+    inputs
+        .into_iter()
+        .map(|i| PreparedEvent::prepare(i, default_source, max_payload_bytes))
+        .collect()
+}
+
 /// Prepares a batch as `publishBatch` does: each event as [`PreparedEvent::prepare`] (errors
 /// prefixed `events[i].`), then refuses a caller `eventId` repeated within the batch.
 pub fn prepare_batch(

@@ -6,6 +6,8 @@ mod envelope;
 mod ids;
 mod validate;
 
-pub(crate) use envelope::{prepare_batch, push_json_string, EventInput, PreparedEvent};
+pub(crate) use envelope::{
+    prepare_all, prepare_batch, push_json_string, EventInput, PreparedEvent,
+};
 pub(crate) use ids::new_id;
 pub(crate) use validate::MAX_ID_LEN;

@@ -4,7 +4,7 @@
 //! outcome-unknown too, because what the earlier attempt wrote may still be there. `outcomeUnknown`
 //! then describes the event, not the attempt (docs/overload.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,12 @@ impl MaybeWritten {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.ids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether no id awaits a retry: then no refusal needs its call's ids (a refused batch is
+    /// not unpacked on the caller's thread just to find none).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     /// Makes `e` outcome-unknown when any of `ids` may have been written by an earlier attempt.
@@ -80,10 +86,13 @@ impl MaybeWritten {
             }
             Err(e) if e.outcome_unknown => {
                 let now = Instant::now();
+                // A set, not a scan per id: a 100,000-event batch failing late would otherwise
+                // compare billions of ids on the worker thread.
+                let published: HashSet<&str> = e.published_ids.iter().map(String::as_str).collect();
                 let mut map = self.lock();
                 let mut full = false;
                 for id in ids {
-                    if e.published_ids.iter().any(|p| p == id) {
+                    if published.contains(id) {
                         map.remove(id);
                         continue;
                     }

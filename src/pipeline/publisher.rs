@@ -197,6 +197,7 @@ impl Publisher {
     > {
         let admission = match self.admit(count, admission_bytes(count, data_len, fields_len)) {
             Ok(a) => a,
+            Err(e) if self.inner.maybe_written.is_empty() => return Err(e),
             Err(e) => {
                 let ids: Vec<String> = unpack()
                     .map(|inputs| inputs.into_iter().filter_map(|i| i.event_id).collect())
@@ -488,18 +489,12 @@ impl Publisher {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(PublishError::closed());
         }
-        let events = if batch {
-            crate::event::prepare_batch(
-                inputs,
-                &self.inner.default_source,
-                self.inner.max_payload_bytes,
-            )?
-        } else {
-            inputs
-                .into_iter()
-                .map(|i| self.prepare(i))
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let events = crate::event::prepare_all(
+            inputs,
+            batch,
+            &self.inner.default_source,
+            self.inner.max_payload_bytes,
+        )?;
         let statement = self.inner.stager.statement(&events);
         Ok((events.into_iter().map(|e| e.event_id).collect(), statement))
     }
