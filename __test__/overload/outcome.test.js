@@ -48,6 +48,23 @@ async function entriesFor(r, stream, eventId) {
 }
 
 /** Publishes `eventId` with Redis paused past timeoutMs: the attempt's row is in, its append is not answered. */
+/** Retries the publish of `ctx.eventId` (up to `tries`, 100 ms apart) until it resolves, then
+ * checks the event is complete: its id, one entry, one row holding that entry's ID. */
+async function retryUntilComplete(r, p, stream, ctx, tries) {
+  let id;
+  for (let i = 0; i < tries && !id; i++) {
+    const res = await settle(p.publish('outcome.event', { n: 1 }, ctx));
+    if (res.ok) id = res.value;
+    else await sleep(100);
+  }
+  expect(id).toBe(ctx.eventId);
+  const entries = await entriesFor(r, stream, ctx.eventId);
+  expect(entries).toHaveLength(1);
+  const rows = await rowsFor(ctx.eventId);
+  expect(rows).toHaveLength(1);
+  expect(rows[0].stream_id).toBe(entries[0].id);
+}
+
 async function unknownAttempt(r, p, ctx) {
   r.pause();
   let res;
@@ -83,18 +100,7 @@ test('circuit open after an outcome-unknown attempt: the retry is rejected ERR_C
   expect(other.err.outcomeUnknown).toBe(false);
   // The retry after the cooldown settles the event: one entry, one row.
   await sleep(3100);
-  let id;
-  for (let i = 0; i < 50 && !id; i++) {
-    const res = await settle(p.publish('outcome.event', { n: 1 }, ctx));
-    if (res.ok) id = res.value;
-    else await sleep(100);
-  }
-  expect(id).toBe(eventId);
-  const entries = await entriesFor(r, stream, eventId);
-  expect(entries).toHaveLength(1);
-  const rows = await rowsFor(eventId);
-  expect(rows).toHaveLength(1);
-  expect(rows[0].stream_id).toBe(entries[0].id);
+  await retryUntilComplete(r, p, stream, ctx, 50);
 });
 
 test('a store\'s definite refusal of a retry (Redis refusing connections) after an outcome-unknown attempt is outcome-unknown: the earlier row is there', async () => {
@@ -113,16 +119,7 @@ test('a store\'s definite refusal of a retry (Redis refusing connections) after 
   expect(again.err.outcomeUnknown).toBe(true);
   // Redis back (empty, no persistence): the retry completes the event.
   await r.start();
-  let id;
-  for (let i = 0; i < 80 && !id; i++) {
-    const res = await settle(p.publish('outcome.event', { n: 1 }, ctx));
-    if (res.ok) id = res.value;
-    else await sleep(100);
-  }
-  expect(id).toBe(eventId);
-  const entries = await entriesFor(r, stream, eventId);
-  expect(entries).toHaveLength(1);
-  expect((await rowsFor(eventId))[0].stream_id).toBe(entries[0].id);
+  await retryUntilComplete(r, p, stream, ctx, 80);
 });
 
 test('ERR_OVERLOADED and ERR_CLOSED for an eventId whose earlier attempt may have written are outcome-unknown; for a fresh eventId definite', async () => {
